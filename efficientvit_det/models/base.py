@@ -1,0 +1,180 @@
+"""The three-stage backbone skeleton shared by SHViT, EfficientViT-M and UniForm.
+
+A family subclass supplies its variant table (``arch_settings``) and
+``build_block``; everything a detector needs (``out_indices``, frozen stages,
+frozen BatchNorm statistics, gradient checkpointing, stochastic depth,
+pretrained loading, deployment folding) lives here once.
+"""
+from typing import Dict, List, Sequence, Union
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .blocks import Downsample, Stem, fuse_modules
+
+try:  # mmengine is optional: the latency tool runs where only torch is installed
+    from mmengine.model import BaseModule
+except ImportError:  # pragma: no cover - exercised on torch-only machines
+    class BaseModule(nn.Module):
+        """Minimal stand-in for mmengine's BaseModule (keeps ``init_cfg``)."""
+
+        def __init__(self, init_cfg=None):
+            super().__init__()
+            self.init_cfg = init_cfg
+
+        def init_weights(self):
+            pass
+
+NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.SyncBatchNorm)
+
+
+class Stage(nn.Module):
+    """Optional downsampling followed by a sequence of blocks."""
+
+    def __init__(self, blocks: List[nn.Module], downsample: nn.Module = None):
+        super().__init__()
+        if downsample is not None:
+            self.downsample = downsample
+        self.blocks = nn.Sequential(*blocks)
+        self.with_cp = False
+
+    def forward(self, x):
+        if hasattr(self, 'downsample'):
+            x = self.downsample(x)
+        for block in self.blocks:
+            if self.with_cp and self.training and x.requires_grad:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+class EfficientBackbone(BaseModule):
+    """Stem (stride 16) and three stages (strides 16, 32, 64).
+
+    Args:
+        arch: a name from ``arch_settings`` or a dict with the same keys.
+        in_channels: input image channels.
+        out_indices: stages whose outputs are returned (0, 1, 2 -> strides 16/32/64).
+        frozen_stages: -1 trains everything; k >= 0 freezes the stem and the
+            first k stages (parameters fixed, modules kept in eval mode).
+        norm_eval: keep normalisation layers in eval mode while training
+            (frozen BatchNorm statistics, as the public detection recipes do).
+        with_cp: gradient checkpointing per block (less memory, more compute).
+        drop_path_rate: stochastic depth, linearly increasing over the blocks.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any supported
+            checkpoint layout strictly (see ``efficientvit_det.checkpoints``).
+    """
+
+    arch_settings: Dict[str, dict] = {}
+    #: keys an ``arch`` dict must provide
+    arch_keys: Sequence[str] = ('embed_dims', 'depths')
+
+    def __init__(self, arch: Union[str, dict], in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2), frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False,
+                 drop_path_rate: float = 0.0, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch = self.resolve_arch(arch)
+        self.arch_name = arch.lower() if isinstance(arch, str) else 'custom'
+        dims, depths = self.arch['embed_dims'], self.arch['depths']
+        num_stages = len(dims)
+        out_indices = tuple(out_indices)
+        if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
+            raise ValueError(f'out_indices must be a non-empty subset of 0..{num_stages - 1}, '
+                             f'got {out_indices}')
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{num_stages}, got {frozen_stages}')
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        self.patch_embed = Stem(in_channels, dims[0])
+        drop_probs = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        stages = []
+        for i, (dim, depth) in enumerate(zip(dims, depths)):
+            first = sum(depths[:i])
+            blocks = [self.build_block(i, drop_probs[first + j]) for j in range(depth)]
+            downsample = Downsample(dims[i - 1], dim) if i > 0 else None
+            stages.append(Stage(blocks, downsample))
+        self.stages = nn.ModuleList(stages)
+        for stage in self.stages:
+            stage.with_cp = with_cp
+        self.out_channels = [dims[i] for i in out_indices]
+        self.feature_info = [dict(num_chs=dims[i], reduction=16 * 2 ** i, module=f'stages.{i}')
+                             for i in out_indices]
+        self.fused = False
+        self._freeze_stages()
+
+    @classmethod
+    def resolve_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_settings:
+                raise KeyError(f'Unknown {cls.__name__} arch {arch!r}; known: '
+                               f'{sorted(cls.arch_settings)} (or a dict with keys '
+                               f'{list(cls.arch_keys)})')
+            return dict(cls.arch_settings[key])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+        missing = [k for k in cls.arch_keys if k not in arch]
+        if missing:
+            raise KeyError(f'{cls.__name__} arch dict is missing {missing}; '
+                           f'it needs {list(cls.arch_keys)}')
+        lengths = {k: len(arch[k]) for k in cls.arch_keys if isinstance(arch[k], (list, tuple))}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f'{cls.__name__} arch entries must have one value per stage, got '
+                             f'lengths {lengths}')
+        return dict(arch)
+
+    def build_block(self, stage_index: int, drop_path_prob: float) -> nn.Module:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor):
+        x = self.patch_embed(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+            if i == max(self.out_indices):
+                break  # later stages would be computed for nothing
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed] + list(self.stages[:self.frozen_stages])
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, NORM_TYPES):
+                    m.eval()
+        return self
+
+    def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            from ..checkpoints import load_backbone_checkpoint
+            load_backbone_checkpoint(self, cfg['checkpoint'])
+        else:
+            super().init_weights()
+
+    def fuse(self):
+        """Fold every Conv+BN (and depthwise residual identities) for deployment.
+
+        Inference-only afterwards: BatchNorm is gone, so training would differ.
+        """
+        if not self.fused:
+            self.eval()
+            fuse_modules(self)
+            self.fused = True
+        return self
