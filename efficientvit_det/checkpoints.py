@@ -60,7 +60,11 @@ def allowed_checkpoint_globals() -> List[object]:
     strings and containers, which torch's safe unpickler accepts already.
     """
     import numpy as np
-    allowed = [np.core.multiarray._reconstruct, np.ndarray, np.dtype, np.core.multiarray.scalar]
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    allowed = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
     allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
     try:
         from mmengine.logging import HistoryBuffer

@@ -1,9 +1,25 @@
 """Pure-torch models (mmengine's BaseModule optional): importing this package
 never needs mmdet, mmseg or mmcv."""
+from .base import EfficientBackbone
 from .efficientvit import EfficientViT
 from .shvit import SHViT
 from .uniform import UniForm
 
 BACKBONES = {'SHViT': SHViT, 'EfficientViT': EfficientViT, 'UniForm': UniForm}
+#: short names used by configs, tools and benchmarks, e.g. ``shvit_s4``
+BACKBONE_NAMES = {f'{prefix}_{arch}': (cls, arch)
+                  for prefix, cls in (('shvit', SHViT), ('efficientvit', EfficientViT),
+                                      ('uniform', UniForm))
+                  for arch in cls.arch_settings}
 
-__all__ = ['SHViT', 'EfficientViT', 'UniForm', 'BACKBONES']
+
+def build_backbone(name: str, **kwargs) -> EfficientBackbone:
+    """``build_backbone('shvit_s4', out_indices=(1, 2))``."""
+    if name not in BACKBONE_NAMES:
+        raise KeyError(f'Unknown backbone {name!r}; known: {sorted(BACKBONE_NAMES)}')
+    cls, arch = BACKBONE_NAMES[name]
+    return cls(arch, **kwargs)
+
+
+__all__ = ['EfficientBackbone', 'SHViT', 'EfficientViT', 'UniForm', 'BACKBONES',
+           'BACKBONE_NAMES', 'build_backbone']

@@ -1,0 +1,253 @@
+"""The three backbone families: fidelity to timm / the reference layouts, and behaviour."""
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from efficientvit_det.checkpoints import (CheckpointMismatchError, convert_key,
+                                          convert_state_dict, load_backbone_checkpoint)
+from efficientvit_det.models import EfficientViT, SHViT, UniForm, build_backbone, BACKBONE_NAMES
+from efficientvit_det.models.blocks import WindowAttention
+from efficientvit_det.models.uniform import ReuseAttention
+from helpers import randomize_, read_reference_keys
+
+timm = pytest.importorskip('timm')
+
+SHVIT = ['s1', 's2', 's3', 's4']
+EFFICIENTVIT = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5']
+UNIFORM = ['xs', 's', 'm', 'l']
+ALL_NAMES = ([f'shvit_{v}' for v in SHVIT] + [f'efficientvit_{v}' for v in EFFICIENTVIT]
+             + [f'uniform_{v}' for v in UNIFORM])
+
+
+def ours_like_timm(name):
+    """Our backbone configured as timm's reference (EfficientViT: 4x4 last window at 224)."""
+    if name.startswith('shvit'):
+        return SHViT(name.split('_')[1]), 256 if name == 'shvit_s4' else 224
+    return EfficientViT(name.split('_')[1], window_size=(7, 7, 4)), 224
+
+
+def timm_reference(name):
+    model = timm.create_model(name, pretrained=False).eval()
+    return randomize_(model)
+
+
+def assert_features_close(reference, ours, atol=1e-5):
+    assert len(reference) == len(ours)
+    for stage, (a, b) in enumerate(zip(reference, ours)):
+        assert a.shape == b.shape, f'stage {stage}: {a.shape} vs {b.shape}'
+        err = (a - b).abs().max().item()
+        assert err <= atol, f'stage {stage}: max abs error {err}'
+
+
+@pytest.mark.parametrize('name', [f'shvit_{v}' for v in SHVIT] +
+                         [f'efficientvit_{v}' for v in EFFICIENTVIT])
+def test_matches_timm_through_both_layouts(name, tmp_path, reference_dir):
+    reference = timm_reference(name)
+    ours, size = ours_like_timm(name)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected = reference.forward_intermediates(x, intermediates_only=True)
+
+    # timm layout, through a saved file like a user's
+    timm_file = tmp_path / 'timm.pth'
+    torch.save(reference.state_dict(), timm_file)
+    assert load_backbone_checkpoint(ours, str(timm_file)) == 'timm'
+    with torch.no_grad():
+        assert_features_close(expected, ours.eval()(x))
+
+    # official release layout: every official key, mapped by the documented rules
+    official_keys = read_reference_keys(os.path.join(reference_dir, f'official_{name}.txt'))
+    converted, _ = convert_state_dict(reference.state_dict())
+    official = {}
+    for key, shape in official_keys.items():
+        if key.startswith('head.') or key.endswith('attention_bias_idxs'):
+            official[key] = torch.zeros(shape)  # dropped on load
+        else:
+            official[key] = converted[convert_key(key)]
+            assert tuple(official[key].shape) == shape, key
+    assert len(official) - sum(k.startswith('head.') or k.endswith('idxs') for k in official) \
+        == len(converted)
+    official_file = tmp_path / 'official.pth'
+    torch.save({'model': official}, official_file)
+    fresh, _ = ours_like_timm(name)
+    assert load_backbone_checkpoint(fresh, str(official_file)) == 'official'
+    with torch.no_grad():
+        assert_features_close(expected, fresh.eval()(x))
+
+
+@pytest.mark.parametrize('variant', UNIFORM)
+def test_uniform_matches_reference_layout(variant, reference_dir):
+    expected = read_reference_keys(os.path.join(reference_dir, f'official_uniform_{variant}.txt'))
+    actual = {k: tuple(v.shape) for k, v in UniForm(variant).state_dict().items()}
+    assert actual == expected
+
+
+def test_uniform_reuses_one_attention_matrix_for_all_heads():
+    attn = randomize_(ReuseAttention(dim=128, num_heads=4, window_size=7)).eval()
+    x = torch.randn(2, 128, 7, 7)
+    shared = attn.shared_attention(x)
+    assert shared.shape == (2, 49, 49)  # one matrix per window, not per head
+    # the output is exactly each multi-scale value chunk times that one matrix
+    chunks = x.chunk(4, dim=1)
+    manual = torch.cat([(mix(c).flatten(2) @ shared.transpose(-2, -1)).view(2, 32, 7, 7)
+                        for mix, c in zip(attn.mix, chunks)], dim=1)
+    torch.testing.assert_close(attn(x), attn.proj(manual))
+    assert [m.kernel_size for m in attn.mix] == [(1, 1), (3, 3), (5, 5), (7, 7)]
+    assert all(m.groups == 32 and m.bias is not None for m in attn.mix)
+    # only bias row 0 feeds the shared matrix
+    with torch.no_grad():
+        before = attn(x)
+        attn.attention_biases[1:] += 5.0
+        torch.testing.assert_close(attn(x), before)
+        attn.attention_biases[0] += torch.linspace(0, 5, 49)
+        assert not torch.allclose(attn(x), before)
+
+
+def test_uniform_value_kernels_follow_head_count():
+    attn = ReuseAttention(dim=192, num_heads=3, window_size=7)
+    assert [m.kernel_size[0] for m in attn.mix] == [1, 3, 5]
+
+
+@pytest.mark.parametrize('name', ALL_NAMES)
+def test_any_input_size_train_and_eval_and_fuse(name):
+    torch.manual_seed(0)
+    model = randomize_(build_backbone(name))
+    x = torch.randn(2, 3, 333, 517)
+    expected = [(math.ceil(333 / s), math.ceil(517 / s)) for s in (16, 32, 64)]
+    train_out = model.train()(x)
+    assert [tuple(o.shape[2:]) for o in train_out] == expected
+    assert [o.shape[1] for o in train_out] == model.out_channels
+    model.eval()
+    with torch.no_grad():
+        eager = model(x)
+        fused = model.fuse()(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    for a, b in zip(eager, fused):
+        rel = ((a - b).abs().max() / a.abs().max()).item()
+        assert rel <= 1e-4, f'{name}: fused differs by {rel:.2e} relative'
+
+
+def test_window_attention_pads_partitions_and_crops():
+    class Tag(nn.Module):  # adds each window's own mean: reveals window membership
+        def forward(self, x):
+            return x + x.mean(dim=(2, 3), keepdim=True)
+
+    x = torch.randn(1, 2, 9, 16)
+    out = WindowAttention(Tag(), 7)(x)
+    padded = nn.functional.pad(x, (0, 5, 0, 5))  # 14 x 21 -> 2 x 3 windows
+    expected = padded.clone()
+    for r in range(2):
+        for c in range(3):
+            win = padded[:, :, r * 7:(r + 1) * 7, c * 7:(c + 1) * 7]
+            expected[:, :, r * 7:(r + 1) * 7, c * 7:(c + 1) * 7] = Tag()(win)
+    torch.testing.assert_close(out, expected[:, :, :9, :16])
+    small = torch.randn(1, 2, 5, 6)  # fits one window: processed whole, no padding
+    torch.testing.assert_close(WindowAttention(Tag(), 7)(small), Tag()(small))
+
+
+def test_frozen_stages_and_gradients():
+    model = randomize_(SHViT('s1', frozen_stages=1)).train()
+    frozen = [model.patch_embed, model.stages[0]]
+    assert all(not m.training for f in frozen for m in f.modules())
+    sum(o.sum() for o in model(torch.randn(2, 3, 96, 128))).backward()
+    for name, p in model.named_parameters():
+        if name.startswith(('patch_embed.', 'stages.0.')):
+            assert not p.requires_grad and p.grad is None, name
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f'no gradient reaches {name}'
+
+
+def test_norm_eval_keeps_statistics():
+    model = UniForm('xs', norm_eval=True).train()
+    stats = {k: v.clone() for k, v in model.state_dict().items() if 'running' in k}
+    model(torch.randn(2, 3, 64, 64))
+    assert all(not m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert all(torch.equal(stats[k], v) for k, v in model.state_dict().items() if k in stats)
+    assert model.stages[0].training  # only the norms are held in eval mode
+
+
+def test_gradient_checkpointing_is_exact():
+    torch.manual_seed(0)
+    plain = randomize_(EfficientViT('m0')).train()
+    checkpointed = EfficientViT('m0', with_cp=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 112, 112)
+    outs = [m(x) for m in (plain, checkpointed)]
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b)
+    for model, out in zip((plain, checkpointed), outs):
+        sum(o.sum() for o in out).backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_drop_path_is_stochastic_only_in_training():
+    model = randomize_(SHViT('s1', drop_path_rate=0.5))
+    x = torch.randn(2, 3, 64, 64)
+    model.train()
+    torch.manual_seed(0)
+    a = model(x)[-1]
+    torch.manual_seed(1)
+    b = model(x)[-1]
+    assert not torch.allclose(a, b)
+    model.eval()
+    torch.testing.assert_close(model(x)[-1], model(x)[-1])
+
+
+def test_out_indices_subset():
+    model = SHViT('s1', out_indices=(1,))
+    (out,) = model(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 224, 2, 2) and model.out_channels == [224]
+
+
+@pytest.mark.parametrize('family,variants', [(SHViT, SHVIT), (EfficientViT, EFFICIENTVIT),
+                                             (UniForm, UNIFORM)])
+def test_unknown_arch_lists_known(family, variants):
+    with pytest.raises(KeyError) as err:
+        family('x9')
+    assert all(repr(v) in str(err.value) for v in variants)
+
+
+def test_unknown_backbone_name_lists_known():
+    with pytest.raises(KeyError) as err:
+        build_backbone('shvit_s9')
+    assert 'shvit_s4' in str(err.value) and 'uniform_l' in str(err.value)
+
+
+def test_custom_arch_dict():
+    arch = dict(embed_dims=(32, 48, 64), depths=(1, 1, 1), partial_dims=(8, 12, 16),
+                attention=(True, True, True))
+    outs = SHViT(arch).eval()(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [32, 48, 64]
+    with pytest.raises(KeyError, match='partial_dims'):
+        SHViT(dict(embed_dims=(32, 48, 64), depths=(1, 1, 1)))
+
+
+# Parameter counts of DESIGN §2 (millions, rounded to 0.1 by the papers);
+# SHViT and EfficientViT count the 1000-class BN+Linear head, UniForm does not.
+PARAMS_WITH_HEAD = {'shvit_s1': 6.3, 'shvit_s2': 11.4, 'shvit_s3': 14.2, 'shvit_s4': 16.5,
+                    'efficientvit_m0': 2.3, 'efficientvit_m1': 3.0, 'efficientvit_m2': 4.2,
+                    'efficientvit_m3': 6.9, 'efficientvit_m4': 8.8, 'efficientvit_m5': 12.4}
+PARAMS_BACKBONE = {'uniform_xs': 1.8, 'uniform_s': 2.4, 'uniform_m': 6.7, 'uniform_l': 10.0}
+
+
+@pytest.mark.parametrize('name', ALL_NAMES)
+def test_parameter_counts(name):
+    # the papers (and timm) count at 224, where EfficientViT's last window is 4x4
+    model = ours_like_timm(name)[0] if name in PARAMS_WITH_HEAD else build_backbone(name)
+    count = sum(p.numel() for p in model.parameters())
+    if name in PARAMS_WITH_HEAD:
+        width = model.arch['embed_dims'][-1]
+        head = 2 * width + width * 1000 + 1000  # BatchNorm1d + Linear
+        assert abs((count + head) / 1e6 - PARAMS_WITH_HEAD[name]) < 0.1
+        timm_count = sum(p.numel() for p in timm.create_model(name).parameters())
+        assert count + head == timm_count
+    else:
+        assert abs(count / 1e6 - PARAMS_BACKBONE[name]) < 0.05
+
+
+def test_registry_of_names_covers_all_variants():
+    assert sorted(BACKBONE_NAMES) == sorted(ALL_NAMES)
