@@ -52,26 +52,53 @@ class UnsafeCheckpointError(RuntimeError):
 
 # ----------------------------------------------------------------------------- safe loading
 
-def allowed_checkpoint_globals() -> List[object]:
-    """Exactly the classes an mmengine runner checkpoint pickles besides tensors.
+def _history_buffer_method(owner, name: str):
+    """Stands in for ``builtins.getattr`` while unpickling.
 
-    ``message_hub`` holds ``HistoryBuffer`` objects of numpy arrays and scalars;
-    everything else (model, optimizer, schedulers, meta) is tensors, numbers,
-    strings and containers, which torch's safe unpickler accepts already.
+    mmengine's ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. A general ``getattr`` would let a crafted
+    pickle walk to arbitrary callables, so only those methods resolve.
+    """
+    from mmengine.logging import HistoryBuffer
+    methods = {'min', 'max', 'mean', 'current', *HistoryBuffer._statistics_methods}
+    if owner is HistoryBuffer and name in methods:
+        return getattr(HistoryBuffer, name)
+    owner_name = getattr(owner, '__qualname__', type(owner).__qualname__)
+    raise pickle.UnpicklingError(
+        f'GLOBAL builtins.getattr({owner_name}, {name!r}) was refused: only the '
+        'statistics methods of mmengine HistoryBuffer may be referenced')
+
+
+def allowed_checkpoint_globals() -> List[object]:
+    """Exactly the globals an mmengine runner checkpoint pickles besides tensors.
+
+    ``message_hub`` holds ``HistoryBuffer`` objects of numpy arrays and scalars
+    (and references to the buffer's statistics methods); the model, optimizer,
+    schedulers and meta are tensors, numbers, strings and containers, which
+    torch's safe unpickler accepts already.
     """
     import numpy as np
     try:
         from numpy._core import multiarray
     except ImportError:  # numpy < 2
         from numpy.core import multiarray
-    allowed = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
+    allowed = [np.ndarray, np.dtype]
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):  # numpy 1 and 2 pickles
+        allowed += [(multiarray._reconstruct, f'{module}._reconstruct'),
+                    (multiarray.scalar, f'{module}.scalar')]
     allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
     try:
         from mmengine.logging import HistoryBuffer
-        allowed.append(HistoryBuffer)
+        allowed += [HistoryBuffer, (_history_buffer_method, 'builtins.getattr')]
     except ImportError:
         pass
     return allowed
+
+
+def register_allow_list() -> None:
+    """Allow the runner-checkpoint globals for every ``weights_only`` load in
+    this process (idempotent), so a plain ``torch.load`` works as well."""
+    torch.serialization.add_safe_globals(allowed_checkpoint_globals())
 
 
 def load_checkpoint_file(path: str, map_location='cpu'):
@@ -85,17 +112,17 @@ def load_checkpoint_file(path: str, map_location='cpu'):
     if path.endswith('.safetensors'):  # the hub's format: tensors only, nothing to unpickle
         from safetensors.torch import load_file
         return load_file(path, device=str(map_location))
-    with torch.serialization.safe_globals(allowed_checkpoint_globals()):
-        try:
-            return torch.load(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as err:
-            match = re.search(r'GLOBAL ([\w.]+)', str(err))
-            culprit = match.group(1) if match else str(err).splitlines()[0]
-            raise UnsafeCheckpointError(
-                f'Refusing to load {path}: it pickles {culprit!r}, which is not a tensor '
-                f'or one of the allowed checkpoint classes. The object was not executed. '
-                f'Only load it with weights_only=False if you trust where it came from.'
-            ) from None
+    register_allow_list()
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        match = re.search(r'GLOBAL ([\w.]+(\([^)]*\))?)', str(err))
+        culprit = match.group(1) if match else str(err).splitlines()[0]
+        raise UnsafeCheckpointError(
+            f'Refusing to load {path}: it pickles {culprit!r}, which is not a tensor '
+            f'or one of the allowed checkpoint classes. The object was not executed. '
+            f'Only load it with weights_only=False if you trust where it came from.'
+        ) from None
 
 
 def fetch_checkpoint(spec: str) -> str:
