@@ -5,6 +5,8 @@ A family subclass supplies its variant table (``arch_settings``) and
 frozen BatchNorm statistics, gradient checkpointing, stochastic depth,
 pretrained loading, deployment folding) lives here once.
 """
+import logging
+import warnings
 from typing import Dict, List, Sequence, Union
 
 import torch
@@ -27,6 +29,16 @@ except ImportError:  # pragma: no cover - exercised on torch-only machines
             pass
 
 NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.SyncBatchNorm)
+
+
+def log_message(message: str, level: int = logging.INFO):
+    """Log through mmengine's logger when present (so it lands in the run's log)."""
+    try:
+        from mmengine.logging import print_log
+        print_log(message, logger='current', level=level)
+    except ImportError:
+        if level >= logging.WARNING:
+            warnings.warn(message)
 
 
 class Stage(nn.Module):
@@ -163,8 +175,14 @@ class EfficientBackbone(BaseModule):
     def init_weights(self):
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            name = f'{type(self).__name__}({self.arch_name!r})'
+            if cfg.get('checkpoint') is None:
+                log_message(f'{name}: no pretrained checkpoint given, training the backbone '
+                            'from scratch', logging.WARNING)
+                return
             from ..checkpoints import load_backbone_checkpoint
-            load_backbone_checkpoint(self, cfg['checkpoint'])
+            layout = load_backbone_checkpoint(self, cfg['checkpoint'])
+            log_message(f'{name}: loaded {cfg["checkpoint"]} ({layout} layout)')
         else:
             super().init_weights()
 
