@@ -1,0 +1,125 @@
+"""Backbone CPU latency: ours (eager, fused) next to timm's implementation with the
+same weights, every variant, in one run (ratios are what to compare: the machine
+is shared and noisy). Also GMACs and parameters at the measured shape.
+
+    python benchmarks/backbone_cpu.py [--shape 512] [--threads 2] [--iters 20]
+        [--out benchmarks/results/backbone_cpu.json]
+
+Measurements are interleaved round-robin (ours eager, ours fused, timm, repeat)
+so that a slow spell of the machine hits all three alike.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+from efficientvit_det.checkpoints import adapt_to_model, convert_state_dict
+from efficientvit_det.latency import count_flops, machine_info, measure, summarize
+from efficientvit_det.models import BACKBONE_NAMES, build_backbone
+
+HAS_TIMM_TWIN = ('shvit', 'efficientvit')
+
+
+def timm_twin(name, size):
+    """timm's model of the same variant, with windows set for ``size`` (7 everywhere)."""
+    import timm
+    kwargs = dict(img_size=size) if name.startswith('efficientvit') else {}
+    return timm.create_model(name, num_classes=0, **kwargs).eval()
+
+
+def run(names, size, iters, rounds):
+    x = torch.randn(1, 3, size, size)
+    rows = []
+    for name in names:
+        ours = build_backbone(name).eval()
+        entries = {}
+        if name.split('_')[0] in HAS_TIMM_TWIN:
+            twin = timm_twin(name, size)
+            state, layout = convert_state_dict(twin.state_dict())
+            ours.load_state_dict(adapt_to_model(ours, state, layout))
+            entries['timm eager'] = lambda m=twin: m.forward_intermediates(
+                x, intermediates_only=True)
+        fused = build_backbone(name).eval()
+        fused.load_state_dict(ours.state_dict())
+        fused.fuse()
+        with torch.no_grad():
+            for a, b in zip(ours(x), fused(x)):
+                assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * b.abs().max().item())
+        entries['ours eager'] = lambda: ours(x)
+        entries['ours fused'] = lambda: fused(x)
+        samples = {key: [] for key in entries}
+        for fn in entries.values():
+            measure(fn, iters=0, warmup=3)
+        for _ in range(rounds):  # interleave: noise hits every entry alike
+            for key, fn in entries.items():
+                samples[key] += measure(fn, iters=max(1, iters // rounds), warmup=0)
+        stats = {key: summarize(v) for key, v in samples.items()}
+        row = dict(backbone=name, shape=[1, 3, size, size],
+                   params_m=sum(p.numel() for p in ours.parameters()) / 1e6,
+                   gmacs=count_flops(ours, x) / 1e9,
+                   latency=stats)
+        if 'timm eager' in stats:
+            base = stats['timm eager']['median_ms']
+            row['speedup_fused_vs_timm'] = base / stats['ours fused']['median_ms']
+            row['speedup_eager_vs_timm'] = base / stats['ours eager']['median_ms']
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row):
+    lat = row['latency']
+    timm_ms = f"{lat['timm eager']['median_ms']:8.1f}" if 'timm eager' in lat else '       -'
+    ratio = f"{row['speedup_fused_vs_timm']:6.2f}x" if 'speedup_fused_vs_timm' in row else '      -'
+    return (f"{row['backbone']:<16} {row['params_m']:7.2f} {row['gmacs']:7.2f} "
+            f"{lat['ours eager']['median_ms']:8.1f} {lat['ours fused']['median_ms']:8.1f} "
+            f"{timm_ms} {ratio}")
+
+
+HEADER = (f"{'backbone':<16} {'params M':>7} {'GMACs':>7} {'eager ms':>8} {'fused ms':>8} "
+          f"{'timm ms':>8} {'fused/timm':>7}")
+
+
+def markdown(rows, info):
+    lines = ['| backbone | params (M) | GMACs | ours eager (ms) | ours fused (ms) | '
+             'timm eager (ms) | fused speed-up vs timm |', '|---|---|---|---|---|---|---|']
+    for row in rows:
+        lat = row['latency']
+        timm_ms = f"{lat['timm eager']['median_ms']:.1f}" if 'timm eager' in lat else '—'
+        ratio = f"{row['speedup_fused_vs_timm']:.2f}x" if 'speedup_fused_vs_timm' in row else '—'
+        lines.append(f"| {row['backbone']} | {row['params_m']:.2f} | {row['gmacs']:.2f} | "
+                     f"{lat['ours eager']['median_ms']:.1f} | {lat['ours fused']['median_ms']:.1f} "
+                     f"| {timm_ms} | {ratio} |")
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--shape', type=int, default=512)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--iters', type=int, default=20)
+    parser.add_argument('--rounds', type=int, default=4)
+    parser.add_argument('--backbones', nargs='+', default=list(BACKBONE_NAMES))
+    parser.add_argument('--out', default='benchmarks/results/backbone_cpu.json')
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f'batch 1, {args.shape}x{args.shape}, {args.threads} threads, median of {args.iters}')
+    print(HEADER)
+    rows = run(args.backbones, args.shape, args.iters, args.rounds)
+    info = machine_info()
+    result = dict(benchmark='backbone_cpu', command=' '.join([sys.executable] + sys.argv),
+                  time=time.strftime('%Y-%m-%d %H:%M:%S'), machine=info, rows=rows)
+    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.splitext(args.out)[0] + '.md', 'w') as f:
+        f.write(markdown(rows, info) + '\n')
+    print(f'wrote {args.out} and {os.path.splitext(args.out)[0]}.md')
+
+
+if __name__ == '__main__':
+    main()

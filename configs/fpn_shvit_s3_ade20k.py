@@ -1,0 +1,9 @@
+_base_ = './_base_/fpn_ade20k_40k.py'
+# ImageNet-1k weights of the backbone (the paper's release; a path or URL also
+# works). None trains the backbone from scratch, with a logged warning.
+PRETRAINED = 'release:shvit_s3'
+
+model = dict(
+    backbone=dict(type='SHViT', arch='s3',
+                  init_cfg=dict(type='Pretrained', checkpoint=PRETRAINED)),
+    neck=dict(in_channels=[192, 352, 448]))

@@ -1,0 +1,9 @@
+_base_ = './_base_/upernet_ade20k_160k.py'
+# No ImageNet weights are released for UniForm: set a path to your own
+# checkpoint here. None trains the backbone from scratch, with a logged warning.
+PRETRAINED = None
+
+model = dict(
+    backbone=dict(type='UniForm', arch='l',
+                  init_cfg=dict(type='Pretrained', checkpoint=PRETRAINED)),
+    neck=dict(in_channels=[192, 288, 384]))

@@ -1,0 +1,196 @@
+"""What ``tools/train.py`` and ``tools/test.py`` do, for mmdet and mmseg configs alike
+(the scope is read from the config's ``default_scope``)."""
+import argparse
+import os
+import os.path as osp
+from typing import Iterator, List, Optional, Tuple
+
+DATASET_HINTS = {
+    'CocoDataset': ('COCO 2017', 'data/coco/{annotations,train2017,val2017}'),
+    'ADE20KDataset': ('ADE20K (ADEChallengeData2016)',
+                      'data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}'),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    pass
+
+
+def _datasets(cfg) -> Iterator[dict]:
+    """Leaf dataset configs, looking through wrappers (Repeat/Concat/ClassBalanced)."""
+    if isinstance(cfg, dict):
+        if 'dataset' in cfg and isinstance(cfg['dataset'], dict):
+            yield from _datasets(cfg['dataset'])
+        elif 'datasets' in cfg:
+            for sub in cfg['datasets']:
+                yield from _datasets(sub)
+        else:
+            yield cfg
+
+
+def _join(root: str, path: str) -> str:
+    return path if osp.isabs(path) or not root else osp.join(root, path)
+
+
+def expected_paths(dataset: dict) -> List[str]:
+    root = dataset.get('data_root', '') or ''
+    paths = []
+    if dataset.get('ann_file'):
+        paths.append(_join(root, dataset['ann_file']))
+    for prefix in (dataset.get('data_prefix') or {}).values():
+        if isinstance(prefix, str) and prefix:
+            paths.append(_join(root, prefix))
+    if not paths and root:
+        paths.append(root)
+    return paths
+
+
+def check_dataset_paths(cfg, splits: Tuple[str, ...]) -> None:
+    """Fail early, naming the first missing path and how to point elsewhere."""
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for dataset in _datasets(loader.get('dataset')):
+            for path in expected_paths(dataset):
+                if not osp.exists(path):
+                    raise DatasetNotFoundError(_missing_message(split, dataset, path))
+        evaluator = cfg.get(f'{split}_evaluator')
+        for metric in evaluator if isinstance(evaluator, list) else [evaluator]:
+            ann_file = metric.get('ann_file') if isinstance(metric, dict) else None
+            if ann_file and not osp.exists(ann_file):
+                raise DatasetNotFoundError(
+                    f'{split}_evaluator annotation file not found: {ann_file}\n'
+                    f'Point it at yours: --cfg-options {split}_evaluator.ann_file=PATH')
+
+
+def _missing_message(split: str, dataset: dict, path: str) -> str:
+    kind = dataset.get('type', 'dataset')
+    name, layout = DATASET_HINTS.get(kind, (kind, None))
+    lines = [f'{name} not found: {path} (needed by {split}_dataloader, {kind} with '
+             f'data_root={dataset.get("data_root")!r}).']
+    if layout:
+        lines.append(f'Expected layout: {layout}.')
+    keys = ' '.join(f'{s}_dataloader.dataset.data_root=/your/root/' for s in ('train', 'val', 'test'))
+    lines.append(f'Put the dataset there, or point the config at another root: --cfg-options {keys}')
+    if kind == 'CocoDataset':
+        lines.append('(and val_evaluator.ann_file=... test_evaluator.ann_file=... for COCO metrics)')
+    lines.append('No dataset at hand? `make demo` trains on a generated toy dataset.')
+    return '\n'.join(lines)
+
+
+# ----------------------------------------------------------------------------- shared setup
+
+def _common_args(parser: argparse.ArgumentParser):
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. train_dataloader.batch_size=4')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='distributed launcher (pytorch = torchrun)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def _load_config(args):
+    from mmengine.config import Config
+    import efficientvit_det  # noqa: F401  (registers our modules even without custom_imports)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def _build_runner(cfg):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+# ----------------------------------------------------------------------------- train
+
+def train_main(argv: Optional[List[str]] = None):
+    parser = argparse.ArgumentParser(description='Train a detector or segmentor')
+    parser.add_argument('config')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        help='resume from CKPT, or from the latest checkpoint in the work '
+                        'dir when no CKPT is given')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    _common_args(parser)
+    args = parser.parse_args(argv)
+    cfg = _load_config(args)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    check_dataset_paths(cfg, ('train', 'val'))
+    runner = _build_runner(cfg)
+    runner.train()
+    return runner
+
+
+# ----------------------------------------------------------------------------- test
+
+def test_main(argv: Optional[List[str]] = None):
+    parser = argparse.ArgumentParser(description='Evaluate a detector (COCO mAP) or a '
+                                     'segmentor (mIoU) checkpoint')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', help='detection: dump predictions to this .pkl; '
+                        'segmentation: write predicted label maps into this folder')
+    parser.add_argument('--show-dir', help='save images with drawn predictions here')
+    _common_args(parser)
+    args = parser.parse_args(argv)
+    cfg = _load_config(args)
+    cfg.load_from = args.checkpoint
+    scope = cfg.get('default_scope', 'mmdet')
+    if args.show_dir:
+        hook = cfg.default_hooks.visualization
+        hook.draw = True
+        if scope == 'mmdet':
+            hook.test_out_dir = osp.abspath(args.show_dir)
+        else:
+            hook.interval = 1
+            cfg.visualizer.save_dir = osp.abspath(args.show_dir)
+    if args.out:
+        if scope == 'mmdet':
+            if not args.out.endswith(('.pkl', '.pickle')):
+                raise ValueError(f'--out must be a .pkl file for detection, got {args.out}')
+            evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
+                else [cfg.test_evaluator]
+            cfg.test_evaluator = evaluators + [dict(type='DumpDetResults',
+                                                    out_file_path=args.out)]
+        else:
+            cfg.test_evaluator.update(output_dir=args.out, keep_results=True)
+    check_dataset_paths(cfg, ('test',))
+    runner = _build_runner(cfg)
+    metrics = runner.test()
+    print(format_metrics(metrics))
+    return metrics
+
+
+def format_metrics(metrics: dict) -> str:
+    width = max((len(k) for k in metrics), default=10)
+    rows = [f'{"metric":<{width}}  value', f'{"-" * width}  -------']
+    for key, value in metrics.items():
+        rows.append(f'{key:<{width}}  {value:.4f}' if isinstance(value, float)
+                    else f'{key:<{width}}  {value}')
+    return '\n'.join(rows)
+
+
+def run(main) -> None:
+    """Run a CLI entry point; a missing dataset ends with its message, not a traceback."""
+    import sys
+    try:
+        main()
+    except DatasetNotFoundError as err:
+        sys.exit(f'error: {err}')

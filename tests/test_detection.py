@@ -1,0 +1,229 @@
+"""Detection: the neck, every config, Mask R-CNN / RetinaNet steps, the tools."""
+import glob
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import efficientvit_det  # noqa: F401  (registers the modules)
+from efficientvit_det.cli import DatasetNotFoundError, test_main, train_main
+from efficientvit_det.models.neck import TransposedFPN
+from efficientvit_det.registry import PyramidStrideError
+from efficientvit_det.toy_data import make_coco_toy
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+                 if not os.path.basename(p).startswith('_') and '_base_' not in p)
+
+
+def build_from_config(cfg):
+    """Build ``cfg.model`` offline: no pretrained downloads."""
+    backbone = cfg.model.backbone
+    if backbone.type == 'TimmBackbone':
+        backbone.pretrained = False
+    else:
+        backbone.init_cfg = None
+    scope = cfg.get('default_scope', 'mmdet')
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(cfg.model)
+
+
+def load_config(name, **model_overrides):
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', name))
+    cfg.model.merge(model_overrides) if model_overrides else None
+    return cfg
+
+
+def test_config_directory_is_complete():
+    names = {os.path.relpath(p, os.path.join(ROOT, 'configs')) for p in CONFIGS}
+    for det in ('mask_rcnn', 'retinanet'):
+        for backbone in efficientvit_det.BACKBONE_NAMES:
+            assert f'{det}_{backbone}.py' in names
+    assert {'mask_rcnn_fastvit_sa12.py', 'mask_rcnn_repvit_m1_1.py'} <= names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_every_config_builds(path):
+    cfg = Config.fromfile(path)
+    model = build_from_config(cfg)  # includes the neck-vs-head stride check
+    assert model.backbone is not None and model.neck is not None
+
+
+# ----------------------------------------------------------------------------- the neck
+
+@pytest.mark.parametrize('trans,extra,num_outs,strides', [
+    (2, False, 5, [4, 8, 16, 32, 64]),             # Mask R-CNN
+    (1, 'on_input', 5, [8, 16, 32, 64, 128]),      # RetinaNet
+    (2, False, 4, [4, 8, 16, 32]),                 # Semantic FPN
+    (0, 'on_output', 5, [16, 32, 64, 128, 256]),   # plain FPN behaviour
+])
+def test_neck_levels_and_strides(trans, extra, num_outs, strides):
+    neck = TransposedFPN([64, 128, 192], 32, num_outs, num_extra_trans_convs=trans,
+                         add_extra_convs=extra)
+    assert neck.out_strides == strides
+    height, width = 333, 517  # odd sizes: backbone maps are ceil-divided
+    inputs = [torch.randn(2, c, math.ceil(height / s), math.ceil(width / s))
+              for c, s in zip((64, 128, 192), (16, 32, 64))]
+    outs = neck(inputs)
+    assert len(outs) == num_outs
+    for out, stride in zip(outs, strides):
+        expected = (math.ceil(height / 16) * 16 // stride, math.ceil(width / 16) * 16 // stride) \
+            if stride < 16 else (math.ceil(height / stride), math.ceil(width / stride))
+        assert out.shape == (2, 32) + expected, stride
+
+
+def test_neck_rejects_unknown_extra_convs():
+    with pytest.raises(ValueError, match='on_input'):
+        TransposedFPN([64, 128, 192], 32, 5, add_extra_convs='on_everything')
+
+
+def test_stock_fpn_behind_our_backbone_fails_at_build():
+    cfg = load_config('mask_rcnn_shvit_s1.py')
+    cfg.model.neck = dict(type='FPN', in_channels=[128, 224, 320], out_channels=256, num_outs=5)
+    with pytest.raises(PyramidStrideError, match=r'expects \[4, 8, 16, 32, 64\].*TransposedFPN'):
+        build_from_config(cfg)
+
+
+def test_retinanet_with_mask_rcnn_neck_fails_at_build():
+    cfg = load_config('retinanet_efficientvit_m0.py')
+    cfg.model.neck.num_extra_trans_convs = 2
+    cfg.model.neck.add_extra_convs = False
+    with pytest.raises(PyramidStrideError, match=r'bbox_head anchors expects \[8, 16, 32, 64, 128\]'):
+        build_from_config(cfg)
+
+
+# ----------------------------------------------------------------------------- training steps
+
+@pytest.mark.parametrize('detector', ['mask_rcnn', 'retinanet'])
+@pytest.mark.parametrize('backbone', ['shvit_s1', 'efficientvit_m0', 'uniform_xs'])
+def test_loss_step_and_predict(detector, backbone):
+    from mmdet.testing import demo_mm_inputs
+    torch.manual_seed(0)
+    model = build_from_config(load_config(f'{detector}_{backbone}.py'))
+    model.init_weights()
+    with_mask = detector == 'mask_rcnn'
+    sizes = [[3, 129, 197], [3, 161, 113]]
+    packed = demo_mm_inputs(2, sizes, num_items=[3, 2], with_mask=with_mask)
+    model.train()
+    data = model.data_preprocessor(packed, True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    total = sum(v.sum() for k, v in losses.items() if 'loss' in k and torch.is_tensor(v)) + \
+        sum(sum(v) for k, v in losses.items() if 'loss' in k and isinstance(v, list))
+    assert torch.isfinite(total)
+    total.backward()
+    for stage in range(3):
+        grads = [p.grad for n, p in model.backbone.named_parameters()
+                 if n.startswith(f'stages.{stage}.')]
+        assert grads and all(g is not None for g in grads), f'stage {stage} got no gradient'
+        assert any(g.abs().sum() > 0 for g in grads), f'stage {stage} gradients are all zero'
+
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(packed, False)
+        results = model.predict(data['inputs'], data['data_samples'])
+    for result, size in zip(results, sizes):
+        instances = result.pred_instances
+        assert instances.bboxes.shape[1] == 4 and len(instances.scores) == len(instances.labels)
+        if with_mask and len(instances):
+            assert tuple(instances.masks.shape[1:]) == tuple(size[1:])
+
+
+# ----------------------------------------------------------------------------- tools
+
+@pytest.fixture(scope='module')
+def toy_coco(tmp_path_factory):
+    root = tmp_path_factory.mktemp('toy_coco')
+    make_coco_toy(str(root), num_train=6, num_val=4, seed=3)
+    return str(root)
+
+
+def toy_options(root):
+    return [f'train_dataloader.dataset.data_root={root}/',
+            f'val_dataloader.dataset.data_root={root}/',
+            f'test_dataloader.dataset.data_root={root}/',
+            f'val_evaluator.ann_file={root}/annotations/instances_val.json',
+            f'test_evaluator.ann_file={root}/annotations/instances_val.json',
+            'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+            'test_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            'val_dataloader.persistent_workers=False',
+            'test_dataloader.persistent_workers=False']
+
+
+COCO_KEYS = [f'coco/{kind}_{metric}' for kind in ('bbox', 'segm')
+             for metric in ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')]
+
+
+def test_test_tool_reports_coco_metrics(toy_coco, tmp_path):
+    config = os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py')
+    model = build_from_config(Config.fromfile(config))
+    checkpoint = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    out = tmp_path / 'predictions.pkl'
+    metrics = test_main([config, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
+                         '--out', str(out), '--cfg-options', *toy_options(toy_coco)])
+    assert set(COCO_KEYS) <= set(metrics)
+    assert out.exists()
+
+
+def test_perfect_predictions_score_ap_one(toy_coco):
+    """The configured COCO evaluator gives 1.0 to the ground truth itself."""
+    from mmdet.registry import METRICS
+    from pycocotools import mask as mask_utils
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py'))
+    ann_file = f'{toy_coco}/annotations/instances_val.json'
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        metric = METRICS.build(dict(cfg.test_evaluator, ann_file=ann_file))
+    coco = json.load(open(ann_file))
+    metric.dataset_meta = dict(classes=cfg.toy_metainfo['classes'])
+    samples = []
+    for image in coco['images']:
+        anns = [a for a in coco['annotations']
+                if a['image_id'] == image['id'] and not a['iscrowd']]
+        masks = []
+        for a in anns:
+            seg = a['segmentation']
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, image['height'], image['width'])) \
+                if isinstance(seg, list) else seg
+            masks.append(mask_utils.decode(rle))
+        boxes = [[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)]
+        samples.append(dict(
+            img_id=image['id'], ori_shape=(image['height'], image['width']),
+            pred_instances=dict(
+                bboxes=torch.tensor(boxes, dtype=torch.float).view(-1, 4),
+                scores=torch.ones(len(anns)),
+                labels=torch.tensor([a['category_id'] - 1 for a in anns], dtype=torch.long),
+                masks=torch.from_numpy(np.stack(masks) if masks else
+                                       np.zeros((0, image['height'], image['width']))).bool())))
+    metric.process({}, samples)
+    results = metric.evaluate(len(samples))
+    assert results['coco/bbox_mAP'] == pytest.approx(1.0)
+    assert results['coco/segm_mAP'] == pytest.approx(1.0)
+
+
+def test_missing_coco_names_the_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetNotFoundError) as err:
+        train_main([os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')])
+    message = str(err.value)
+    assert 'data/coco/annotations/instances_train2017.json' in message
+    assert '--cfg-options train_dataloader.dataset.data_root=' in message
+    assert not (tmp_path / 'work_dirs').exists() or not any((tmp_path / 'work_dirs').iterdir())
+
+
+def test_timm_backbone_freezes_and_reports_strides():
+    from efficientvit_det.models.timm_backbone import TimmBackbone
+    backbone = TimmBackbone('repvit_m1_1', frozen_stages=1, norm_eval=True).train()
+    assert [f['reduction'] for f in backbone.feature_info] == [4, 8, 16, 32]
+    frozen = {n for n, p in backbone.named_parameters() if not p.requires_grad}
+    assert any(n.startswith('model.stem') for n in frozen)
+    assert any(n.startswith('model.stages_0') for n in frozen)
+    assert not any(n.startswith('model.stages_1') for n in frozen)
+    assert all(not m.training for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with pytest.raises(KeyError, match='timm has no model'):
+        TimmBackbone('not_a_model')
