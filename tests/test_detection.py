@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import efficientvit_det  # noqa: F401  (registers the modules)
-from efficientvit_det.cli import DatasetNotFoundError, test_main, train_main
+from efficientvit_det import cli
+from efficientvit_det.cli import DatasetNotFoundError
 from efficientvit_det.models.neck import TransposedFPN
 from efficientvit_det.registry import PyramidStrideError
 from efficientvit_det.toy_data import make_coco_toy
@@ -165,7 +166,7 @@ def test_test_tool_reports_coco_metrics(toy_coco, tmp_path):
     checkpoint = tmp_path / 'model.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
     out = tmp_path / 'predictions.pkl'
-    metrics = test_main([config, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
+    metrics = cli.test_main([config, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
                          '--out', str(out), '--cfg-options', *toy_options(toy_coco)])
     assert set(COCO_KEYS) <= set(metrics)
     assert out.exists()
@@ -209,7 +210,7 @@ def test_perfect_predictions_score_ap_one(toy_coco):
 def test_missing_coco_names_the_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DatasetNotFoundError) as err:
-        train_main([os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')])
+        cli.train_main([os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')])
     message = str(err.value)
     assert 'data/coco/annotations/instances_train2017.json' in message
     assert '--cfg-options train_dataloader.dataset.data_root=' in message

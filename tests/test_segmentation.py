@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import efficientvit_det  # noqa: F401
-from efficientvit_det.cli import DatasetNotFoundError, test_main, train_main
+from efficientvit_det import cli
+from efficientvit_det.cli import DatasetNotFoundError
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from test_detection import ROOT, build_from_config
@@ -123,7 +124,7 @@ def test_test_tool_reports_miou(tmp_path):
     options = [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')]
     options += [f'{s}_dataloader.num_workers=0' for s in ('train', 'val', 'test')]
     options += [f'{s}_dataloader.persistent_workers=False' for s in ('train', 'val', 'test')]
-    metrics = test_main([config, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
+    metrics = cli.test_main([config, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
                          '--out', str(tmp_path / 'pred'), '--cfg-options', *options])
     assert {'mIoU', 'mAcc', 'aAcc'} <= set(metrics)
     assert len(os.listdir(tmp_path / 'pred')) == 2
@@ -132,6 +133,6 @@ def test_test_tool_reports_miou(tmp_path):
 def test_missing_ade_names_the_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DatasetNotFoundError) as err:
-        train_main([os.path.join(ROOT, 'configs', 'fpn_shvit_s1_ade20k.py')])
+        cli.train_main([os.path.join(ROOT, 'configs', 'fpn_shvit_s1_ade20k.py')])
     assert 'data/ade/ADEChallengeData2016/images/training' in str(err.value)
     assert '{images,annotations}/{training,validation}' in str(err.value)

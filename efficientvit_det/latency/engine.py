@@ -1,0 +1,278 @@
+"""The measuring engine behind ``tools/benchmark_latency.py``.
+
+Backbone targets need torch only; ``--config`` targets need the OpenMMLab stack.
+"""
+import argparse
+import csv
+import gc
+import json
+import os
+import re
+import resource
+import shlex
+import sys
+import time
+from typing import Dict, List, Optional
+
+import torch
+
+from .measure import count_flops, machine_info, measure, summarize
+from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavailable, work_dir
+
+SCHEMA = 'efficientvit_det.latency/1'
+ROW_FIELDS = ['target', 'kind', 'mode', 'precision', 'device', 'batch', 'height', 'width',
+              'threads', 'status', 'median_ms', 'p90_ms', 'p99_ms', 'mean_ms', 'runs',
+              'throughput_img_s', 'peak_mem_mb', 'params_m', 'gmacs', 'reason']
+
+
+# ----------------------------------------------------------------------------- targets
+
+def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
+                 whole: bool = False):
+    """(name, kind, model): our backbone name, ``timm:<name>``, or a config."""
+    if backbone:
+        if backbone.startswith('timm:'):
+            import timm
+            name = backbone[len('timm:'):]
+            model = timm.create_model(name, features_only=True, pretrained=False)
+            return backbone, 'backbone', model.eval()
+        from ..models import build_backbone
+        return backbone, 'backbone', build_backbone(backbone).eval()
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    import importlib
+    import efficientvit_det  # noqa: F401  (registers our modules)
+    cfg = Config.fromfile(config)
+    scope = cfg.get('default_scope', 'mmdet')
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    name = os.path.splitext(os.path.basename(config))[0]
+    with DefaultScope.overwrite_default_scope(scope):
+        if not whole:
+            backbone_cfg = dict(cfg.model.backbone)
+            backbone_cfg.pop('init_cfg', None)
+            return f'{name}:backbone', 'backbone', registry.build(backbone_cfg).eval()
+        model_cfg = cfg.model
+        model_cfg.backbone.pop('init_cfg', None)
+        model = registry.build(model_cfg).eval()
+    return name, 'whole', _WholeModel(model)
+
+
+class _WholeModel(torch.nn.Module):
+    """Detector / segmentor without pre- and post-processing (``mode='tensor'``)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, mode='tensor')
+
+    def fuse(self):
+        if hasattr(self.model.backbone, 'fuse'):
+            self.model.backbone.fuse()
+        return self
+
+
+# ----------------------------------------------------------------------------- the grid
+
+def valid_modes(device: str) -> List[str]:
+    return CUDA_MODES if device.startswith('cuda') else CPU_MODES
+
+
+def parse_shape(text: str):
+    match = re.fullmatch(r'(\d+)(?:x(\d+))?', text)
+    if not match:
+        raise argparse.ArgumentTypeError(f'shape must be HxW or S, got {text!r}')
+    height = int(match.group(1))
+    return height, int(match.group(2) or height)
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done = label, total, 0
+
+    def step(self):
+        self.done += 1
+        filled = int(20 * self.done / self.total)
+        sys.stderr.write(f'\r  {self.label} [{"#" * filled}{"." * (20 - filled)}] '
+                         f'{self.done}/{self.total}')
+        if self.done == self.total:
+            sys.stderr.write('\r' + ' ' * (len(self.label) + 40) + '\r')
+        sys.stderr.flush()
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device.startswith('cuda'):
+        return torch.cuda.max_memory_allocated() / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
+
+
+def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) -> List[Dict]:
+    rows = []
+    combos = [(t, s, b, m) for t in targets for s in shapes for b in batches for m in modes]
+    for index, ((name, kind, model), (height, width), batch, mode) in enumerate(combos, 1):
+        model = model.to(device)
+        example = torch.randn(batch, 3, height, width, device=device)
+        row = dict(target=name, kind=kind, mode=mode, precision=PRECISION.get(mode, 'fp32'),
+                   device=device, batch=batch, height=height, width=width, threads=threads,
+                   params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 3))
+        label = f'[{index}/{len(combos)}] {name} {height}x{width} b{batch} {mode}'
+        try:
+            if device.startswith('cuda'):
+                torch.cuda.reset_peak_memory_stats()
+            run = MODES[mode](model, example, Context(device, threads, work_dir()))
+            progress = Progress(label, warmup + iters)
+            samples = measure(lambda: (run(), progress.step()), iters=iters, warmup=warmup,
+                              device=device)
+            stats = summarize(samples)
+            row.update(status='ok', **{k: round(v, 3) for k, v in stats.items()},
+                       throughput_img_s=round(batch * 1e3 / stats['median_ms'], 2),
+                       peak_mem_mb=round(_peak_memory_mb(device), 1))
+        except ModeUnavailable as err:
+            row.update(status='skipped', reason=str(err))
+        rows.append(row)
+        print(format_row(row), flush=True)
+        del example
+        gc.collect()
+    _add_flops(rows, targets, device)
+    return rows
+
+
+def _add_flops(rows, targets, device):
+    cache = {}
+    for row in rows:
+        key = (row['target'], row['batch'], row['height'], row['width'])
+        if key not in cache:
+            model = next(m for n, _, m in targets if n == row['target'])
+            x = torch.randn(1, 3, row['height'], row['width'], device=device)
+            cache[key] = round(count_flops(model, x) / 1e9, 3)
+        row['gmacs'] = cache[key]  # per image
+
+
+def mark_best(rows) -> Dict[str, Dict]:
+    """Fastest successful mode per (target, shape, batch)."""
+    best = {}
+    for row in rows:
+        if row['status'] != 'ok':
+            continue
+        key = f"{row['target']} {row['height']}x{row['width']} b{row['batch']}"
+        if key not in best or row['median_ms'] < best[key]['median_ms']:
+            best[key] = row
+    for row in rows:
+        row['best'] = any(row is b for b in best.values())
+    return best
+
+
+# ----------------------------------------------------------------------------- output
+
+HEADER = (f"{'target':<22} {'shape':>9} {'b':>3} {'mode':<13} {'prec':<4} {'median':>8} "
+          f"{'p90':>8} {'p99':>8} {'img/s':>8} {'mem MB':>7}")
+
+
+def format_row(row) -> str:
+    shape = f"{row['height']}x{row['width']}"
+    if row['status'] != 'ok':
+        return (f"{row['target']:<22} {shape:>9} {row['batch']:>3} {row['mode']:<13} "
+                f"{row['precision']:<4} skipped: {row['reason']}")
+    return (f"{row['target']:<22} {shape:>9} {row['batch']:>3} {row['mode']:<13} "
+            f"{row['precision']:<4} {row['median_ms']:8.2f} {row['p90_ms']:8.2f} "
+            f"{row['p99_ms']:8.2f} {row['throughput_img_s']:8.1f} {row['peak_mem_mb']:7.0f}")
+
+
+def versions() -> Dict[str, str]:
+    found = {'torch': torch.__version__}
+    for module in ('timm', 'onnx', 'onnxruntime', 'tensorrt', 'mmcv', 'mmdet', 'mmseg'):
+        try:
+            found[module] = __import__(module).__version__
+        except Exception:  # not installed (or broken): simply not reported
+            pass
+    return found
+
+
+def write_results(rows, out: str, device: str, command: str, extra: Optional[dict] = None):
+    """``out`` without extension (or ending in .json): writes .json and .csv."""
+    base = out[:-5] if out.endswith('.json') else out
+    os.makedirs(os.path.dirname(base) or '.', exist_ok=True)
+    document = dict(schema=SCHEMA, command=command, time=time.strftime('%Y-%m-%d %H:%M:%S'),
+                    machine=machine_info(device), versions=versions(), results=rows)
+    document.update(extra or {})
+    with open(base + '.json', 'w') as f:
+        json.dump(document, f, indent=2)
+    with open(base + '.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=ROW_FIELDS + ['best'], extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+    return base + '.json', base + '.csv'
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description='Backbone / model latency: median, p90, p99, throughput, memory, FLOPs.')
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument('--backbone', nargs='+', help='our backbone names (shvit_s4, ...) '
+                        'or timm references as timm:<name> (e.g. timm:resnet50)')
+    target.add_argument('--config', help='take the backbone out of a detector / segmentor '
+                        'config (needs mmdet / mmseg)')
+    parser.add_argument('--whole', action='store_true',
+                        help='with --config: time the whole model (no pre/post-processing)')
+    parser.add_argument('--shape', nargs='+', type=parse_shape, default=[(512, 512)],
+                        help='input sizes HxW (or S for SxS); several allowed')
+    parser.add_argument('--batch', nargs='+', type=int, default=[1])
+    parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads (default: torch default)')
+    parser.add_argument('--mode', nargs='+', default=['eager'],
+                        help=f'any of {sorted(MODES)}, "all" (every mode valid for the '
+                        'device) or "best" (all, then report the fastest)')
+    parser.add_argument('--iters', type=int, default=30)
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--out', help='write OUT.json and OUT.csv')
+    return parser
+
+
+def check_args(parser, args):
+    if not re.fullmatch(r'cpu|cuda(:\d+)?', args.device):
+        parser.error(f'unknown device {args.device!r}; valid: cpu, cuda, cuda:N')
+    requested = args.mode
+    if any(m in ('all', 'best') for m in requested):
+        requested = valid_modes(args.device)
+    unknown = [m for m in requested if m not in MODES]
+    if unknown:
+        parser.error(f'unknown mode(s) {unknown}; valid: {sorted(MODES)} or all / best')
+    if args.whole and not args.config:
+        parser.error('--whole needs --config')
+    return requested
+
+
+def main(argv: Optional[List[str]] = None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    modes = check_args(parser, args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    if args.backbone:
+        targets = [build_target(backbone=name) for name in args.backbone]
+    else:
+        targets = [build_target(config=args.config, whole=args.whole)]
+    invocation = sys.argv[1:] if argv is None else list(argv)
+    command = ' '.join(shlex.quote(a) for a in
+                       ['python', 'tools/benchmark_latency.py'] + invocation)
+    print(f'device {args.device}, {threads} threads, warm-up {args.warmup}, {args.iters} timed '
+          f'runs per row (ms; GMACs per image)')
+    print(HEADER)
+    rows = run_grid(targets, args.shape, args.batch, modes, args.device, threads,
+                    args.iters, args.warmup)
+    best = mark_best(rows)
+    if len(modes) > 1:
+        for key, row in best.items():
+            print(f'best for {key}: {row["mode"]} ({row["median_ms"]:.2f} ms, '
+                  f'{row["gmacs"]:.2f} GMACs/img)')
+    if args.out:
+        paths = write_results(rows, args.out, args.device, command)
+        print(f'wrote {paths[0]} and {paths[1]}')
+    return rows

@@ -1,0 +1,70 @@
+"""ONNX export of backbones (and whole models where mmdet allows) with validation."""
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+
+class _AsTuple(torch.nn.Module):
+    """Exporters want tensors or tuples of tensors out."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        out = self.model(x)
+        return tuple(out) if isinstance(out, (list, tuple)) else out
+
+
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
+                dynamic: bool = False, opset: int = 17) -> List[str]:
+    """Write ``model`` to ``path``; returns the output names.
+
+    ``dynamic`` marks batch, height and width as dynamic axes.
+    """
+    model = _AsTuple(model.eval())
+    with torch.no_grad():
+        outputs = model(example)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    names = [f'feat{i}' for i in range(len(outputs))]
+    axes = None
+    if dynamic:
+        axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+        axes.update({n: {0: 'batch', 2: f'{n}_h', 3: f'{n}_w'} for n in names})
+    torch.onnx.export(model, (example,), path, input_names=['input'], output_names=names,
+                      dynamic_axes=axes, opset_version=opset, dynamo=False)
+    return names
+
+
+def compare_with_onnxruntime(model: torch.nn.Module, path: str,
+                             inputs: Sequence[torch.Tensor]) -> List[Dict[str, object]]:
+    """Max abs / relative error of every output, for each input, vs PyTorch."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    wrapped = _AsTuple(model.eval())
+    reports = []
+    for x in inputs:
+        with torch.no_grad():
+            expected = wrapped(x)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        got = session.run(None, {name: x.numpy()})
+        for i, (e, g) in enumerate(zip(expected, got)):
+            e = e.numpy()
+            if e.shape != g.shape:
+                reports.append(dict(shape=list(x.shape), output=i, ok=False,
+                                    error=f'shape {list(g.shape)} vs torch {list(e.shape)}'))
+                continue
+            abs_err = float(np.abs(e - g).max())
+            rel_err = abs_err / max(float(np.abs(e).max()), 1e-12)
+            reports.append(dict(shape=list(x.shape), output=i, abs_err=abs_err,
+                                rel_err=rel_err, ok=rel_err < 1e-4))
+    return reports
+
+
+def validate(model, path: str, example: torch.Tensor, dynamic: bool,
+             other: Optional[torch.Tensor] = None) -> List[Dict[str, object]]:
+    """Compare at the export shape, and (dynamic export) at a second shape too."""
+    inputs = [example] + ([other] if dynamic and other is not None else [])
+    return compare_with_onnxruntime(model, path, inputs)

@@ -1,0 +1,77 @@
+"""TensorRT's ``trtexec``: the pinned command we publish numbers with, and a
+parser that turns its log into rows of our latency schema."""
+import re
+import shlex
+from typing import Dict, List, Optional
+
+#: Flags every published Jetson/TensorRT number uses: fp16, one fixed shape, CUDA
+#: graph launch, spin-wait synchronisation, a separate profiling pass (per-layer
+#: profiling would distort the timings), no host<->device copies in the timed loop.
+PINNED_FLAGS = ['--fp16', '--useCudaGraph', '--useSpinWait', '--separateProfileRun',
+                '--noDataTransfers', '--warmUp=500', '--duration=10', '--iterations=200']
+POWER_NOTES = ('Jetson: run `sudo nvpmodel -m 0` (MAXN) and `sudo jetson_clocks` first; '
+               'numbers in other power modes are not comparable.')
+
+_STATS = re.compile(r'(min|max|mean|median|percentile\((\d+)%\))\s*=\s*([0-9.eE+-]+)\s*ms')
+
+
+def build_command(onnx: str, engine: str, batch: int, height: int, width: int,
+                  input_name: str = 'input', trtexec: str = 'trtexec') -> List[str]:
+    return [trtexec, f'--onnx={onnx}', f'--saveEngine={engine}',
+            f'--shapes={input_name}:{batch}x3x{height}x{width}'] + PINNED_FLAGS
+
+
+def _stats(line: str) -> Dict[str, float]:
+    found = {}
+    for name, percent, value in _STATS.findall(line):
+        key = f'p{percent}_ms' if percent else f'{name}_ms'
+        found[key] = float(value)
+    return found
+
+
+def parse_trtexec(text: str) -> Dict[str, object]:
+    """Performance summary of a trtexec log.
+
+    Latency is the GPU compute time (what a deployed engine costs); the
+    end-to-end latency (with enqueue/copies) is kept alongside.
+    """
+    summary: Dict[str, object] = {}
+    for line in text.splitlines():
+        body = re.sub(r'^\[[^\]]*\]\s*\[\w\]\s*', '', line).strip()
+        if body.startswith('Throughput:'):
+            summary['throughput_qps'] = float(re.search(r'([0-9.eE+-]+)\s*qps', body).group(1))
+        elif body.startswith('GPU Compute Time:'):
+            summary['gpu_compute'] = _stats(body)
+        elif body.startswith('Latency:'):
+            summary['end_to_end'] = _stats(body)
+        elif body.startswith('TensorRT version:'):
+            summary['tensorrt'] = body.split(':', 1)[1].strip()
+        elif body.startswith('Selected Device:'):
+            summary['device_name'] = body.split(':', 1)[1].strip()
+        elif body.startswith('&&&& RUNNING') and '#' in body:
+            summary['command'] = body.split('#', 1)[1].strip()
+    if 'gpu_compute' not in summary or 'throughput_qps' not in summary:
+        raise ValueError('no "=== Performance summary ===" with Throughput and GPU Compute Time '
+                         'found: is this the log of a finished trtexec run?')
+    return summary
+
+
+def to_row(summary: Dict[str, object], target: str, batch: int, height: int, width: int,
+           device: Optional[str] = None) -> Dict[str, object]:
+    """One row of the ``efficientvit_det.latency/1`` schema."""
+    gpu = summary['gpu_compute']
+    command = summary.get('command')
+    return dict(target=target, kind='backbone', mode='tensorrt', precision='fp16',
+                device=device or summary.get('device_name', 'jetson'), batch=batch,
+                height=height, width=width, threads=None, status='ok',
+                median_ms=gpu.get('median_ms'), p90_ms=gpu.get('p90_ms'),
+                p99_ms=gpu.get('p99_ms'), mean_ms=gpu.get('mean_ms'), runs=None,
+                throughput_img_s=round(summary['throughput_qps'] * batch, 2),
+                end_to_end_median_ms=summary.get('end_to_end', {}).get('median_ms'),
+                tensorrt=summary.get('tensorrt'),
+                trtexec_command=command if command else None,
+                peak_mem_mb=None, params_m=None, gmacs=None, reason=None)
+
+
+def quote(command: List[str]) -> str:
+    return ' '.join(shlex.quote(c) for c in command)

@@ -1,0 +1,168 @@
+"""The latency tool: schema, modes, ONNX export, the trtexec parser."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from efficientvit_det.latency import engine
+from efficientvit_det.latency.onnx_export import compare_with_onnxruntime, export_onnx
+from efficientvit_det.latency.trtexec import PINNED_FLAGS, build_command, parse_trtexec, to_row
+from efficientvit_det.models import build_backbone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_json_and_csv_schema(tmp_path, capsys):
+    out = str(tmp_path / 'lat')
+    rows = engine.main(['--backbone', 'uniform_xs', 'shvit_s1', '--shape', '64x96', '--batch',
+                        '1', '2', '--mode', 'eager', 'fused', 'channels_last', '--iters', '3',
+                        '--warmup', '1', '--threads', '1', '--out', out])
+    assert len(rows) == 2 * 2 * 3
+    document = json.load(open(out + '.json'))
+    assert document['schema'] == engine.SCHEMA
+    assert 'benchmark_latency' in document['command'] or '--backbone' in document['command']
+    assert document['machine']['threads'] == 1 and 'torch' in document['versions']
+    for row in document['results']:
+        assert set(engine.ROW_FIELDS) - {'reason'} <= set(row)
+        assert row['status'] == 'ok' and row['median_ms'] > 0 and row['gmacs'] > 0
+        assert row['p90_ms'] >= row['median_ms'] and row['p99_ms'] >= row['p90_ms']
+        assert row['throughput_img_s'] == pytest.approx(row['batch'] * 1e3 / row['median_ms'],
+                                                        rel=1e-2)
+    assert sum(r['best'] for r in document['results']) == 4  # one per target/shape/batch
+    csv_lines = open(out + '.csv').read().splitlines()
+    assert csv_lines[0].startswith('target,kind,mode') and len(csv_lines) == 13
+    printed = capsys.readouterr().out
+    assert 'best for uniform_xs 64x96 b1' in printed
+
+
+def test_gmacs_scale_with_area():
+    rows = engine.main(['--backbone', 'shvit_s1', '--shape', '128', '256', '--iters', '1',
+                        '--warmup', '0'])
+    small, large = (r['gmacs'] for r in rows)
+    assert large == pytest.approx(4 * small, rel=0.15)
+
+
+def test_unknown_mode_and_device_list_the_valid_ones(capsys):
+    with pytest.raises(SystemExit):
+        engine.main(['--backbone', 'shvit_s1', '--mode', 'turbo'])
+    err = capsys.readouterr().err
+    assert 'turbo' in err and 'onnxruntime' in err and 'cuda_graph' in err
+    with pytest.raises(SystemExit):
+        engine.main(['--backbone', 'shvit_s1', '--device', 'tpu'])
+    assert 'valid: cpu, cuda, cuda:N' in capsys.readouterr().err
+
+
+def test_unknown_backbone_lists_known():
+    with pytest.raises(KeyError, match='shvit_s4'):
+        engine.main(['--backbone', 'shvit_s7'])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the behaviour without CUDA')
+def test_gpu_modes_skip_cleanly_without_cuda():
+    rows = engine.main(['--backbone', 'uniform_xs', '--shape', '64', '--mode', 'eager', 'fp16',
+                        'cuda_graph', 'tensorrt', '--iters', '2', '--warmup', '0'])
+    status = {r['mode']: r for r in rows}
+    assert status['eager']['status'] == 'ok'
+    for mode in ('fp16', 'cuda_graph', 'tensorrt'):
+        assert status[mode]['status'] == 'skipped' and 'CUDA' in status[mode]['reason']
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs an NVIDIA GPU')
+def test_cuda_modes_agree_with_eager():
+    rows = engine.main(['--backbone', 'shvit_s1', '--device', 'cuda', '--shape', '256',
+                        '--mode', 'eager', 'fused', 'fp16', 'cuda_graph', '--iters', '5'])
+    assert all(r['status'] == 'ok' for r in rows)
+    model = build_backbone('shvit_s1').cuda().eval()
+    x = torch.randn(1, 3, 256, 256, device='cuda')
+    from efficientvit_det.latency.modes import Context, cuda_graph
+    replay = cuda_graph(model, x, Context('cuda', 1, '/tmp'))
+    replay()
+    torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize('name', ['shvit_s1', 'efficientvit_m0', 'uniform_xs'])
+def test_onnx_export_matches_pytorch(name, tmp_path):
+    pytest.importorskip('onnxruntime')
+    model = build_backbone(name).eval().fuse()
+    example = torch.randn(1, 3, 160, 224)
+    path = str(tmp_path / f'{name}.onnx')
+    export_onnx(model, example, path)
+    reports = compare_with_onnxruntime(model, path, [example])
+    assert len(reports) == 3 and all(r['ok'] for r in reports), reports
+
+
+def test_export_tool_validates_dynamic_shapes(tmp_path):
+    pytest.importorskip('onnxruntime')
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import export_onnx as tool
+    assert tool.main(['--backbone', 'shvit_s1', '--shape', '128', '--dynamic',
+                      '--out', str(tmp_path / 'dyn.onnx')]) == 0
+
+
+TRTEXEC_LOG = """&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec --onnx=shvit_s4.onnx --fp16 --useCudaGraph
+[11/21/2026-10:00:00] [I] === Device Information ===
+[11/21/2026-10:00:00] [I] Selected Device: Orin
+[11/21/2026-10:00:00] [I] TensorRT version: 10.3.0
+[11/21/2026-10:00:09] [I] === Performance summary ===
+[11/21/2026-10:00:09] [I] Throughput: 412.5 qps
+[11/21/2026-10:00:09] [I] Latency: min = 2.3 ms, max = 3.1 ms, mean = 2.45 ms, median = 2.43 ms, percentile(90%) = 2.6 ms, percentile(95%) = 2.7 ms, percentile(99%) = 2.9 ms
+[11/21/2026-10:00:09] [I] Enqueue Time: min = 0.01 ms, max = 0.05 ms, mean = 0.02 ms, median = 0.02 ms, percentile(90%) = 0.03 ms, percentile(95%) = 0.03 ms, percentile(99%) = 0.04 ms
+[11/21/2026-10:00:09] [I] GPU Compute Time: min = 2.2 ms, max = 3.0 ms, mean = 2.41 ms, median = 2.4 ms, percentile(90%) = 2.55 ms, percentile(95%) = 2.65 ms, percentile(99%) = 2.85 ms
+[11/21/2026-10:00:09] [I] Total Host Walltime: 3.00082 s
+"""
+OLD_FORMAT = """[07/28/2022-16:00:55] [I] === Performance summary ===
+[07/28/2022-16:00:55] [I] Throughput: 716.632 qps
+[07/28/2022-16:00:55] [I] Latency: min = 1.3476 ms, max = 1.5657 ms, mean = 1.38629 ms, median = 1.38037 ms, percentile(99%) = 1.55853 ms
+[07/28/2022-16:00:55] [I] GPU Compute Time: min = 1.3476 ms, max = 1.5657 ms, mean = 1.38629 ms, median = 1.38037 ms, percentile(99%) = 1.55853 ms
+"""
+
+
+def test_trtexec_parser():
+    summary = parse_trtexec(TRTEXEC_LOG)
+    assert summary['throughput_qps'] == 412.5 and summary['tensorrt'] == '10.3.0'
+    assert summary['gpu_compute'] == dict(min_ms=2.2, max_ms=3.0, mean_ms=2.41, median_ms=2.4,
+                                          p90_ms=2.55, p95_ms=2.65, p99_ms=2.85)
+    row = to_row(summary, 'shvit_s4', 1, 512, 512)
+    assert row['median_ms'] == 2.4 and row['end_to_end_median_ms'] == 2.43
+    assert row['device'] == 'Orin' and row['throughput_img_s'] == 412.5
+    assert row['trtexec_command'].startswith('trtexec --onnx=shvit_s4.onnx')
+    assert set(engine.ROW_FIELDS) <= set(row)
+    old = parse_trtexec(OLD_FORMAT)
+    assert old['gpu_compute']['median_ms'] == 1.38037 and 'p90_ms' not in old['gpu_compute']
+    with pytest.raises(ValueError, match='Performance summary'):
+        parse_trtexec('[I] Building engine...\n')
+
+
+def test_trtexec_command_is_pinned():
+    command = build_command('m.onnx', 'm.engine', 1, 512, 512)
+    assert '--shapes=input:1x3x512x512' in command
+    assert all(flag in command for flag in PINNED_FLAGS)
+    assert {'--fp16', '--useCudaGraph', '--useSpinWait', '--separateProfileRun'} <= set(command)
+
+
+def test_backbone_mode_needs_torch_only(tmp_path):
+    code = (
+        'import sys, runpy\n'
+        'for name in ("mmdet", "mmseg", "mmcv", "mmengine"):\n'
+        '    sys.modules[name] = None\n'
+        f'sys.argv = ["benchmark_latency.py", "--backbone", "uniform_xs", "--shape", "64",'
+        f' "--iters", "2", "--warmup", "0", "--out", "{tmp_path}/r"]\n'
+        f'runpy.run_path("{ROOT}/tools/benchmark_latency.py", run_name="__main__")\n'
+    )
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.load(open(tmp_path / 'r.json'))['results'][0]['status'] == 'ok'
+
+
+def test_plot_speed_accuracy(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import plot_speed_accuracy as plot
+    out = str(tmp_path / 'lat')
+    engine.main(['--backbone', 'shvit_s1', 'efficientvit_m0', '--shape', '64', '--iters', '2',
+                 '--warmup', '0', '--out', out])
+    png = str(tmp_path / 'chart.png')
+    plot.main([out + '.json', '--out', png])
+    assert os.path.getsize(png) > 1000 and os.path.exists(png[:-4] + '.svg')

@@ -1,0 +1,55 @@
+"""Export a backbone (or a whole detector/segmentor, where mmdet allows) to ONNX and
+validate it against PyTorch with ONNX Runtime in the same run.
+
+    python tools/export_onnx.py --backbone shvit_s4 --shape 512x512 [--dynamic] [--fused]
+        [--out work_dirs/onnx/shvit_s4.onnx]
+    python tools/export_onnx.py --config configs/mask_rcnn_shvit_s4.py --whole ...
+
+--dynamic marks batch/height/width dynamic and checks a second shape too.
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+from efficientvit_det.latency.engine import build_target, parse_shape
+from efficientvit_det.latency.onnx_export import export_onnx, validate
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument('--backbone')
+    target.add_argument('--config')
+    parser.add_argument('--whole', action='store_true')
+    parser.add_argument('--shape', type=parse_shape, default=(512, 512))
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--dynamic', action='store_true')
+    parser.add_argument('--fused', action='store_true', help='fold Conv+BN first (deployment)')
+    parser.add_argument('--opset', type=int, default=17)
+    parser.add_argument('--out')
+    args = parser.parse_args(argv)
+    name, kind, model = build_target(backbone=args.backbone, config=args.config,
+                                     whole=args.whole)
+    if args.fused:
+        model.fuse()
+    out = args.out or os.path.join('work_dirs', 'onnx', name.replace(':', '_') + '.onnx')
+    os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
+    height, width = args.shape
+    example = torch.randn(args.batch, 3, height, width)
+    export_onnx(model, example, out, dynamic=args.dynamic, opset=args.opset)
+    other = torch.randn(args.batch + 1, 3, height + 64, width + 32) if args.dynamic else None
+    reports = validate(model, out, example, args.dynamic, other)
+    ok = all(r['ok'] for r in reports)
+    for r in reports:
+        detail = r.get('error') or f"max abs {r['abs_err']:.2e}, rel {r['rel_err']:.2e}"
+        print(f"input {r['shape']} output {r['output']}: {'ok' if r['ok'] else 'MISMATCH'} "
+              f"({detail})")
+    print(f'{"wrote" if ok else "wrote (INVALID)"} {out}')
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

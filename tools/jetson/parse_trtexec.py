@@ -1,0 +1,35 @@
+"""Turn trtexec logs into our latency JSON/CSV and print the table.
+
+    python tools/jetson/parse_trtexec.py LOG --target shvit_s4 --shape 512x512 --batch 1
+        [--device "Jetson AGX Orin"] [--out benchmarks/results/jetson_shvit_s4]
+
+Runs with the standard library + torch-free parts of efficientvit_det, so it works
+on the Jetson itself.
+"""
+import argparse
+
+from efficientvit_det.latency.engine import format_row, parse_shape, write_results, HEADER
+from efficientvit_det.latency.trtexec import POWER_NOTES, parse_trtexec, to_row
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('log')
+    parser.add_argument('--target', required=True)
+    parser.add_argument('--shape', type=parse_shape, default=(512, 512))
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--device')
+    parser.add_argument('--out')
+    args = parser.parse_args()
+    with open(args.log) as f:
+        summary = parse_trtexec(f.read())
+    row = to_row(summary, args.target, args.batch, *args.shape, device=args.device)
+    print(HEADER)
+    print(format_row(dict(row, peak_mem_mb=0)))
+    print(f"end-to-end median {row['end_to_end_median_ms']} ms; TensorRT {row['tensorrt']}")
+    print(f"command: {row['trtexec_command']}")
+    print(POWER_NOTES)
+    if args.out:
+        paths = write_results([row], args.out, 'cuda', row['trtexec_command'] or '',
+                              extra=dict(power_notes=POWER_NOTES))
+        print(f'wrote {paths[0]} and {paths[1]}')
