@@ -1,12 +1,13 @@
-"""Backbone CPU latency: ours (eager, fused) next to timm's implementation with the
-same weights, every variant, in one run (ratios are what to compare: the machine
-is shared and noisy). Also GMACs and parameters at the measured shape.
+"""Backbone CPU latency: ours (eager, fused, fused + TorchScript) next to timm's
+implementation with the same weights, every variant, in one run (ratios are what
+to compare: the machine is shared and noisy). Also GMACs and parameters.
 
-    python benchmarks/backbone_cpu.py [--shape 512] [--threads 2] [--iters 20]
+    python benchmarks/backbone_cpu.py [--shape 512] [--threads 2] [--iters 24]
         [--out benchmarks/results/backbone_cpu.json]
 
-Measurements are interleaved round-robin (ours eager, ours fused, timm, repeat)
-so that a slow spell of the machine hits all three alike.
+Measurements are interleaved round-robin (timm, ours eager, ours fused, ours
+torchscript, repeat) so that a slow spell of the machine hits all alike. The
+modes are the latency tool's (efficientvit_det.latency.modes).
 """
 import argparse
 import json
@@ -18,6 +19,7 @@ import torch
 
 from efficientvit_det.checkpoints import adapt_to_model, convert_state_dict
 from efficientvit_det.latency import count_flops, machine_info, measure, summarize
+from efficientvit_det.latency.modes import MODES, Context, work_dir
 from efficientvit_det.models import BACKBONE_NAMES, build_backbone
 
 HAS_TIMM_TWIN = ('shvit', 'efficientvit')
@@ -42,17 +44,16 @@ def run(names, size, iters, rounds):
             ours.load_state_dict(adapt_to_model(ours, state, layout))
             entries['timm eager'] = lambda m=twin: m.forward_intermediates(
                 x, intermediates_only=True)
-        fused = build_backbone(name).eval()
-        fused.load_state_dict(ours.state_dict())
-        fused.fuse()
+        context = Context('cpu', torch.get_num_threads(), work_dir())
+        for label, mode in (('ours eager', 'eager'), ('ours fused', 'fused'),
+                            ('ours torchscript', 'torchscript')):
+            entries[label] = MODES[mode](ours, x, context)
         with torch.no_grad():
-            for a, b in zip(ours(x), fused(x)):
+            for a, b in zip(ours(x), entries['ours torchscript']()):
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * b.abs().max().item())
-        entries['ours eager'] = lambda: ours(x)
-        entries['ours fused'] = lambda: fused(x)
         samples = {key: [] for key in entries}
         for fn in entries.values():
-            measure(fn, iters=0, warmup=3)
+            measure(fn, iters=0, warmup=4)
         for _ in range(rounds):  # interleave: noise hits every entry alike
             for key, fn in entries.items():
                 samples[key] += measure(fn, iters=max(1, iters // rounds), warmup=0)
@@ -63,36 +64,39 @@ def run(names, size, iters, rounds):
                    latency=stats)
         if 'timm eager' in stats:
             base = stats['timm eager']['median_ms']
-            row['speedup_fused_vs_timm'] = base / stats['ours fused']['median_ms']
-            row['speedup_eager_vs_timm'] = base / stats['ours eager']['median_ms']
+            for key, label in (('eager', 'ours eager'), ('fused', 'ours fused'),
+                               ('torchscript', 'ours torchscript')):
+                row[f'speedup_{key}_vs_timm'] = base / stats[label]['median_ms']
         rows.append(row)
         print(format_row(row), flush=True)
     return rows
 
 
-def format_row(row):
+def _cells(row):
     lat = row['latency']
-    timm_ms = f"{lat['timm eager']['median_ms']:8.1f}" if 'timm eager' in lat else '       -'
-    ratio = f"{row['speedup_fused_vs_timm']:6.2f}x" if 'speedup_fused_vs_timm' in row else '      -'
-    return (f"{row['backbone']:<16} {row['params_m']:7.2f} {row['gmacs']:7.2f} "
-            f"{lat['ours eager']['median_ms']:8.1f} {lat['ours fused']['median_ms']:8.1f} "
-            f"{timm_ms} {ratio}")
+    has_timm = 'timm eager' in lat
+    return [row['backbone'], f"{row['params_m']:.2f}", f"{row['gmacs']:.2f}",
+            f"{lat['timm eager']['median_ms']:.1f}" if has_timm else '-',
+            f"{lat['ours eager']['median_ms']:.1f}", f"{lat['ours fused']['median_ms']:.1f}",
+            f"{lat['ours torchscript']['median_ms']:.1f}",
+            f"{row['speedup_eager_vs_timm']:.2f}x" if has_timm else '-',
+            f"{row['speedup_fused_vs_timm']:.2f}x" if has_timm else '-',
+            f"{row['speedup_torchscript_vs_timm']:.2f}x" if has_timm else '-']
 
 
-HEADER = (f"{'backbone':<16} {'params M':>7} {'GMACs':>7} {'eager ms':>8} {'fused ms':>8} "
-          f"{'timm ms':>8} {'fused/timm':>7}")
+COLUMNS = ['backbone', 'params M', 'GMACs', 'timm eager ms', 'ours eager ms', 'ours fused ms',
+           'ours torchscript ms', 'eager vs timm', 'fused vs timm', 'torchscript vs timm']
+WIDTHS = [16, 8, 6, 13, 13, 13, 19, 13, 13, 19]
+HEADER = ' '.join(f'{c:>{w}}' for c, w in zip(COLUMNS, WIDTHS))
+
+
+def format_row(row):
+    return ' '.join(f'{c:>{w}}' for c, w in zip(_cells(row), WIDTHS))
 
 
 def markdown(rows, info):
-    lines = ['| backbone | params (M) | GMACs | ours eager (ms) | ours fused (ms) | '
-             'timm eager (ms) | fused speed-up vs timm |', '|---|---|---|---|---|---|---|']
-    for row in rows:
-        lat = row['latency']
-        timm_ms = f"{lat['timm eager']['median_ms']:.1f}" if 'timm eager' in lat else '—'
-        ratio = f"{row['speedup_fused_vs_timm']:.2f}x" if 'speedup_fused_vs_timm' in row else '—'
-        lines.append(f"| {row['backbone']} | {row['params_m']:.2f} | {row['gmacs']:.2f} | "
-                     f"{lat['ours eager']['median_ms']:.1f} | {lat['ours fused']['median_ms']:.1f} "
-                     f"| {timm_ms} | {ratio} |")
+    lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+    lines += ['| ' + ' | '.join(_cells(row)).replace('| -', '| —') + ' |' for row in rows]
     return '\n'.join(lines)
 
 
@@ -101,8 +105,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--shape', type=int, default=512)
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--iters', type=int, default=20)
-    parser.add_argument('--rounds', type=int, default=4)
+    parser.add_argument('--iters', type=int, default=24)
+    parser.add_argument('--rounds', type=int, default=6)
     parser.add_argument('--backbones', nargs='+', default=list(BACKBONE_NAMES))
     parser.add_argument('--out', default='benchmarks/results/backbone_cpu.json')
     args = parser.parse_args()

@@ -53,6 +53,21 @@ def channels_last(model, example, context):
     return lambda: deployed(x)
 
 
+def torchscript(model, example, context):
+    """Fused model traced, frozen and optimised for inference: TorchScript fuses
+    conv+ReLU/add and keeps oneDNN layouts between convolutions (CPU)."""
+    deployed = _fused(model) if hasattr(model, 'fuse') else model
+    try:
+        with torch.no_grad():
+            traced = torch.jit.trace(deployed, example, check_trace=False)
+            optimized = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+            optimized(example)
+    except Exception as err:
+        raise ModeUnavailable(f'TorchScript tracing failed: {type(err).__name__}: '
+                              f'{str(err).splitlines()[0][:200]}')
+    return lambda: optimized(example)
+
+
 def compiled(model, example, context):
     deployed = _fused(model) if hasattr(model, 'fuse') else model
     try:
@@ -155,6 +170,7 @@ MODES: Dict[str, Callable] = {
     'eager': eager,
     'fused': fused,
     'channels_last': channels_last,
+    'torchscript': torchscript,
     'compile': compiled,
     'fp16': _autocast(torch.float16, 'fp16'),
     'bf16': _autocast(torch.bfloat16, 'bf16'),
@@ -164,9 +180,9 @@ MODES: Dict[str, Callable] = {
 }
 #: precision each mode computes in (for the report)
 PRECISION = {'fp16': 'fp16', 'bf16': 'bf16', 'cuda_graph': 'fp16', 'tensorrt': 'fp16'}
-CPU_MODES = ['eager', 'fused', 'channels_last', 'compile', 'onnxruntime']
-CUDA_MODES = ['eager', 'fused', 'channels_last', 'compile', 'fp16', 'bf16', 'cuda_graph',
-              'onnxruntime', 'tensorrt']
+CPU_MODES = ['eager', 'fused', 'channels_last', 'torchscript', 'compile', 'onnxruntime']
+CUDA_MODES = ['eager', 'fused', 'channels_last', 'torchscript', 'compile', 'fp16', 'bf16',
+              'cuda_graph', 'onnxruntime', 'tensorrt']
 
 
 def work_dir() -> str:
