@@ -4,12 +4,13 @@ Importing the package registers its models with every installed OpenMMLab
 registry (configs use ``custom_imports=dict(imports=['efficientvit_det'])``).
 """
 from .models import BACKBONE_NAMES, EfficientViT, SHViT, UniForm, build_backbone
-from .registry import install_safe_checkpoint_loader, register_all
+from .registry import install_safe_checkpoint_loader, register_all, register_runtime
 
 __version__ = '0.1.0'
 
 REGISTERED_SCOPES = register_all()
 install_safe_checkpoint_loader()
+register_runtime()
 
 __all__ = ['SHViT', 'EfficientViT', 'UniForm', 'build_backbone', 'BACKBONE_NAMES',
            'REGISTERED_SCOPES']

@@ -45,8 +45,57 @@ def expected_paths(dataset: dict) -> List[str]:
     return paths
 
 
+class DatasetError(ValueError):
+    """The annotations are inconsistent (found before any worker starts)."""
+
+
+#: annotation files up to this size get the full consistency check
+DEEP_CHECK_BYTES = 100 * 2 ** 20
+
+
+def check_coco_annotations(ann_file: str, image_dir: str, split: str) -> None:
+    """Catch what would otherwise crash deep inside mmdet / a dataloader worker."""
+    import json
+    import logging
+    from mmengine.logging import print_log
+    if osp.getsize(ann_file) > DEEP_CHECK_BYTES:
+        print_log(f'{ann_file}: large file, annotation consistency check skipped',
+                  logger='current', level=logging.INFO)
+        return
+    try:
+        with open(ann_file) as f:
+            coco = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DatasetError(f'{ann_file} is not valid JSON: {err}') from None
+    for key in ('images', 'annotations', 'categories'):
+        if key not in coco:
+            raise DatasetError(f'{ann_file} has no "{key}" list: not a COCO instances file')
+    if not coco['annotations']:
+        raise DatasetError(f'{ann_file} ({split} split) has an empty "annotations" list: '
+                           'nothing to train on or evaluate against')
+    categories = {c['id'] for c in coco['categories']}
+    images = {i['id']: i for i in coco['images']}
+    bad_category = [a for a in coco['annotations'] if a.get('category_id') not in categories]
+    if bad_category:
+        raise DatasetError(
+            f'{ann_file}: {len(bad_category)} annotation(s) use a category id missing from '
+            f'"categories" {sorted(categories)}, e.g. annotation {bad_category[0].get("id")} '
+            f'with category_id={bad_category[0].get("category_id")}')
+    orphans = [a for a in coco['annotations'] if a.get('image_id') not in images]
+    if orphans:
+        raise DatasetError(f'{ann_file}: {len(orphans)} annotation(s) point at image ids not in '
+                           f'"images", e.g. annotation {orphans[0].get("id")} -> image_id='
+                           f'{orphans[0].get("image_id")}')
+    missing = [i['file_name'] for i in coco['images']
+               if not osp.exists(osp.join(image_dir, i['file_name']))]
+    if missing:
+        raise DatasetError(f'{ann_file}: {len(missing)} image file(s) listed but not found '
+                           f'under {image_dir}, e.g. {missing[0]}')
+
+
 def check_dataset_paths(cfg, splits: Tuple[str, ...]) -> None:
-    """Fail early, naming the first missing path and how to point elsewhere."""
+    """Fail early, naming the first missing path and how to point elsewhere, and
+    check small COCO annotation files for consistency."""
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
@@ -55,6 +104,10 @@ def check_dataset_paths(cfg, splits: Tuple[str, ...]) -> None:
             for path in expected_paths(dataset):
                 if not osp.exists(path):
                     raise DatasetNotFoundError(_missing_message(split, dataset, path))
+            if dataset.get('type') == 'CocoDataset' and dataset.get('ann_file'):
+                root = dataset.get('data_root', '') or ''
+                image_dir = _join(root, (dataset.get('data_prefix') or {}).get('img', ''))
+                check_coco_annotations(_join(root, dataset['ann_file']), image_dir, split)
         evaluator = cfg.get(f'{split}_evaluator')
         for metric in evaluator if isinstance(evaluator, list) else [evaluator]:
             ann_file = metric.get('ann_file') if isinstance(metric, dict) else None
@@ -100,11 +153,18 @@ def _load_config(args):
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    if args.launcher != 'none' and not _cuda_available():
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'  # CPU DDP
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
 
 
 def _build_runner(cfg):
@@ -192,5 +252,5 @@ def run(main) -> None:
     import sys
     try:
         main()
-    except DatasetNotFoundError as err:
+    except (DatasetNotFoundError, DatasetError) as err:
         sys.exit(f'error: {err}')

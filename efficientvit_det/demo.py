@@ -79,6 +79,8 @@ def main(argv: Optional[List[str]] = None):
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/toy_coco')
     parser.add_argument('--epochs', type=int, help='override the toy schedule length')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='further config overrides, passed to tools/train.py')
     args = parser.parse_args(argv)
     start = time.time()
     ensure_toy_coco(args.data_root)
@@ -86,8 +88,11 @@ def main(argv: Optional[List[str]] = None):
     options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
     options += [f'{split}_evaluator.ann_file={root}annotations/instances_val.json'
                 for split in ('val', 'test')]
-    if args.epochs:
-        options += [f'train_cfg.max_epochs={args.epochs}', f'train_cfg.val_interval={args.epochs}']
+    from mmengine.config import Config
+    epochs = args.epochs or Config.fromfile(args.config).train_cfg.max_epochs
+    # evaluate once, after training (below), not also inside the training loop
+    options += [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs + 1}']
+    options += args.cfg_options
     print(f'[demo] training {args.config} on CPU (progress: iteration, loss, ETA every 10 '
           f'iterations) -> {args.work_dir}')
     runner = train_main([args.config, '--work-dir', args.work_dir, '--cfg-options', *options])

@@ -131,6 +131,16 @@ def register_all() -> list:
     return scopes
 
 
+def register_runtime() -> bool:
+    """Hooks, the atomic checkpoint backend and the image loader (mmengine + mmcv)."""
+    try:
+        from . import runtime
+    except ImportError:
+        return False
+    runtime.register()
+    return True
+
+
 def install_safe_checkpoint_loader() -> bool:
     """Make runner checkpoints load under ``weights_only=True``.
 

@@ -29,3 +29,8 @@ optim_wrapper = dict(
 param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=40000,
                         by_epoch=False)]
 auto_scale_lr = dict(enable=True, base_batch_size=32)
+
+# checkpoints written atomically (a killed job never leaves a half-written file);
+# RNG states saved in checkpoints so --resume continues the same random stream
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))
+custom_hooks = [dict(type='RNGStateHook')]

@@ -21,3 +21,8 @@ optim_wrapper = dict(
                        custom_keys={'attention_biases': dict(decay_mult=0.0)}))
 # the lr above is for a total batch of 16; other batch sizes scale it linearly
 auto_scale_lr = dict(enable=True, base_batch_size=16)
+
+# checkpoints written atomically (a killed job never leaves a half-written file);
+# RNG states saved in checkpoints so --resume continues the same random stream
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))
+custom_hooks = [dict(type='RNGStateHook')]

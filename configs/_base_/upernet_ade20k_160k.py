@@ -31,3 +31,8 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, begin=1500, end=160000, by_epoch=False),
 ]
 auto_scale_lr = dict(enable=True, base_batch_size=16)
+
+# checkpoints written atomically (a killed job never leaves a half-written file);
+# RNG states saved in checkpoints so --resume continues the same random stream
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))
+custom_hooks = [dict(type='RNGStateHook')]

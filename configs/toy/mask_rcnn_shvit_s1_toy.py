@@ -33,3 +33,5 @@ param_scheduler = [
 ]
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=4, max_keep_ckpts=2))
+# after distributed runs: verify every rank ends with the same weights
+custom_hooks = [dict(type='RNGStateHook'), dict(type='RankConsistencyHook')]

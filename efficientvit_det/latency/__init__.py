@@ -1,4 +1,4 @@
 """Latency measurement (torch only: runs where mmcv/mmdet are not installed)."""
-from .measure import count_flops, machine_info, measure, summarize
+from .measure import count_flops, machine_info, matmul_gflops, measure, summarize
 
-__all__ = ['measure', 'summarize', 'count_flops', 'machine_info']
+__all__ = ['measure', 'summarize', 'count_flops', 'machine_info', 'matmul_gflops']

@@ -16,13 +16,14 @@ from typing import Dict, List, Optional
 
 import torch
 
-from .measure import count_flops, machine_info, measure, summarize
+from .measure import count_flops, machine_info, matmul_gflops, measure, summarize
 from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavailable, work_dir
 
 SCHEMA = 'efficientvit_det.latency/1'
 ROW_FIELDS = ['target', 'kind', 'mode', 'precision', 'device', 'batch', 'height', 'width',
               'threads', 'status', 'median_ms', 'p90_ms', 'p99_ms', 'mean_ms', 'runs',
-              'throughput_img_s', 'peak_mem_mb', 'params_m', 'gmacs', 'reason']
+              'throughput_img_s', 'peak_mem_mb', 'params_m', 'gmacs', 'gflops_per_s',
+              'matmul_fraction', 'reason']
 
 
 # ----------------------------------------------------------------------------- targets
@@ -151,6 +152,16 @@ def _add_flops(rows, targets, device):
         row['gmacs'] = cache[key]  # per image
 
 
+def add_efficiency(rows, roof_gflops: float) -> None:
+    """Achieved GFLOP/s (2 x MACs per image x images / s) and its share of the
+    machine's fp32 matmul throughput measured in the same run."""
+    for row in rows:
+        if row['status'] == 'ok':
+            achieved = 2 * row['gmacs'] * row['throughput_img_s']
+            row['gflops_per_s'] = round(achieved, 1)
+            row['matmul_fraction'] = round(achieved / roof_gflops, 3)
+
+
 def mark_best(rows) -> Dict[str, Dict]:
     """Fastest successful mode per (target, shape, batch)."""
     best = {}
@@ -267,12 +278,17 @@ def main(argv: Optional[List[str]] = None):
     print(HEADER)
     rows = run_grid(targets, args.shape, args.batch, modes, args.device, threads,
                     args.iters, args.warmup)
+    roof = matmul_gflops(device=args.device)
+    add_efficiency(rows, roof)
+    print(f'fp32 2048^3 matmul on this device: {roof:.0f} GFLOP/s')
     best = mark_best(rows)
     if len(modes) > 1:
         for key, row in best.items():
             print(f'best for {key}: {row["mode"]} ({row["median_ms"]:.2f} ms, '
-                  f'{row["gmacs"]:.2f} GMACs/img)')
+                  f'{row["gmacs"]:.2f} GMACs/img, {100 * row["matmul_fraction"]:.0f}% of matmul '
+                  f'throughput)')
     if args.out:
-        paths = write_results(rows, args.out, args.device, command)
+        paths = write_results(rows, args.out, args.device, command,
+                              extra=dict(matmul_gflops=round(roof, 1)))
         print(f'wrote {paths[0]} and {paths[1]}')
     return rows

@@ -42,6 +42,16 @@ def measure(fn: Callable[[], object], iters: int = 30, warmup: int = 5,
 
 
 @torch.no_grad()
+def matmul_gflops(size: int = 2048, device: str = 'cpu', iters: int = 10) -> float:
+    """This machine's fp32 matrix-multiply throughput: the compute roof a backbone
+    (mostly 1x1 convolutions, i.e. matmuls) can approach."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    samples = measure(lambda: a @ b, iters=iters, warmup=2, device=device)
+    return 2 * size ** 3 / (statistics.median(samples) / 1e3) / 1e9
+
+
+@torch.no_grad()
 def count_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
     """Multiply-accumulates of one forward (torch's FLOP counter counts 2 per MAC)."""
     from torch.utils.flop_counter import FlopCounterMode

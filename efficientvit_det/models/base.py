@@ -41,6 +41,31 @@ def log_message(message: str, level: int = logging.INFO):
             warnings.warn(message)
 
 
+class FreezableBackbone(BaseModule):
+    """Frozen parts stay in eval mode with fixed parameters across ``train()``;
+    ``norm_eval`` holds every normalisation layer in eval mode while training."""
+
+    norm_eval = False
+
+    def frozen_modules(self) -> List[nn.Module]:
+        raise NotImplementedError
+
+    def _freeze(self):
+        for module in self.frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, NORM_TYPES):
+                    m.eval()
+        return self
+
+
 class Stage(nn.Module):
     """Optional downsampling followed by a sequence of blocks."""
 
@@ -62,7 +87,7 @@ class Stage(nn.Module):
         return x
 
 
-class EfficientBackbone(BaseModule):
+class EfficientBackbone(FreezableBackbone):
     """Stem (stride 16) and three stages (strides 16, 32, 64).
 
     Args:
@@ -117,7 +142,7 @@ class EfficientBackbone(BaseModule):
         self.feature_info = [dict(num_chs=dims[i], reduction=16 * 2 ** i, module=f'stages.{i}')
                              for i in out_indices]
         self.fused = False
-        self._freeze_stages()
+        self._freeze()
 
     @classmethod
     def resolve_arch(cls, arch: Union[str, dict]) -> dict:
@@ -154,23 +179,10 @@ class EfficientBackbone(BaseModule):
                 break  # later stages would be computed for nothing
         return tuple(outs)
 
-    def _freeze_stages(self):
+    def frozen_modules(self):
         if self.frozen_stages < 0:
-            return
-        frozen = [self.patch_embed] + list(self.stages[:self.frozen_stages])
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, NORM_TYPES):
-                    m.eval()
-        return self
+            return []
+        return [self.patch_embed] + list(self.stages[:self.frozen_stages])
 
     def init_weights(self):
         cfg = self.init_cfg

@@ -3,10 +3,10 @@ FastViT or RepViT in the same detector as ours)."""
 import logging
 from typing import Sequence, Union
 
-from .base import NORM_TYPES, BaseModule, log_message
+from .base import FreezableBackbone, log_message
 
 
-class TimmBackbone(BaseModule):
+class TimmBackbone(FreezableBackbone):
     """``timm.create_model(model_name, features_only=True)`` with detector knobs.
 
     Args:
@@ -60,20 +60,8 @@ class TimmBackbone(BaseModule):
             names.index(level_modules[0]) - 1
         return [module for _, module in children[:last + 1]]
 
-    def _freeze(self):
-        for module in self._frozen_modules:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, NORM_TYPES):
-                    m.eval()
-        return self
+    def frozen_modules(self):
+        return self._frozen_modules
 
     def forward(self, x):
         return tuple(self.model(x))
