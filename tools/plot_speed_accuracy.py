@@ -55,7 +55,7 @@ def main(argv=None):
                          f'"{args.metric}" accuracy ({sorted(accuracy)})')
     fig, ax = plt.subplots(figsize=(7, 5))
     for family in ('shvit', 'efficientvit', 'uniform', 'timm'):
-        members = [n for n in names if n.startswith(family)]
+        members = sorted((n for n in names if n.startswith(family)), key=accuracy.get)
         if members:
             ax.plot([latency[n]['median_ms'] for n in members], [accuracy[n] for n in members],
                     'o-', label=family)

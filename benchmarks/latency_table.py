@@ -1,0 +1,38 @@
+"""Markdown table (one row per target, one column per mode) from a latency JSON
+written by tools/benchmark_latency.py.
+
+    python benchmarks/latency_table.py benchmarks/results/latency_cpu_512.json
+"""
+import json
+import sys
+
+
+def table(document) -> str:
+    rows = document['results']
+    modes = list(dict.fromkeys(r['mode'] for r in rows))
+    keys = list(dict.fromkeys((r['target'], r['height'], r['width'], r['batch']) for r in rows))
+    header = ['backbone', 'input', 'GMACs'] + [f'{m} ms' for m in modes] + [
+        'best mode', 'best vs eager', '% of matmul']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for target, height, width, batch in keys:
+        group = {r['mode']: r for r in rows if (r['target'], r['height'], r['width'],
+                                                r['batch']) == (target, height, width, batch)}
+        ok = {m: r for m, r in group.items() if r['status'] == 'ok'}
+        best = min(ok.values(), key=lambda r: r['median_ms'])
+        cells = [target, f'{batch}x{height}x{width}', f"{best['gmacs']:.2f}"]
+        cells += [f"{ok[m]['median_ms']:.1f}" if m in ok else '—' for m in modes]
+        eager = ok.get('eager')
+        cells += [best['mode'],
+                  f"{eager['median_ms'] / best['median_ms']:.2f}x" if eager else '—',
+                  f"{100 * best['matmul_fraction']:.0f}%"]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    machine = document['machine']
+    caption = (f"{machine.get('cpu', machine.get('processor'))}, {machine['threads']} threads, "
+               f"torch {document['versions']['torch']}; fp32 matmul {document['matmul_gflops']} "
+               f"GFLOP/s measured in the same run; median ms. Command: `{document['command']}`")
+    return caption + '\n\n' + '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    with open(sys.argv[1]) as f:
+        print(table(json.load(f)))
