@@ -153,8 +153,8 @@ def _load_config(args):
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
-    if args.launcher != 'none' and not _cuda_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'  # CPU DDP
+    if args.launcher == 'pytorch' and not _cuda_available():
+        _prepare_cpu_distributed(cfg)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -165,6 +165,19 @@ def _load_config(args):
 def _cuda_available() -> bool:
     import torch
     return torch.cuda.is_available()
+
+
+def _prepare_cpu_distributed(cfg) -> None:
+    """DDP on CPU (gloo). mmengine's own init calls ``torch.cuda.set_device`` and
+    gives DDP ``device_ids``, both wrong without a GPU: start the process group
+    here (mmengine then keeps it) and wrap the model without device ids."""
+    import torch.distributed as dist
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                 broadcast_buffers=False,
+                                 find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
 
 
 def _build_runner(cfg):

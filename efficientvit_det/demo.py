@@ -29,15 +29,14 @@ def plot_loss_curve(work_dir: str, out_file: str) -> Optional[str]:
     logs = sorted(
         (osp.join(root, name) for root, _, files in os.walk(work_dir) for name in files
          if name == 'scalars.json'), key=osp.getmtime)
-    if not logs:
-        return None
     steps, losses = [], []
-    with open(logs[-1]) as f:
-        for line in f:
-            record = json.loads(line)
-            if 'loss' in record and 'step' in record:
-                steps.append(record['step'])
-                losses.append(record['loss'])
+    for line in open(logs[-1]) if logs else []:
+        record = json.loads(line)
+        if 'loss' in record and 'step' in record:
+            steps.append(record['step'])
+            losses.append(record['loss'])
+    if not steps:
+        return None  # fewer iterations than the logging interval
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, losses)
     ax.set_xlabel('iteration')
@@ -106,6 +105,6 @@ def main(argv: Optional[List[str]] = None):
     print(f'[demo] done in {(time.time() - start) / 60:.1f} min')
     print(f'[demo] metrics:     {osp.join(args.work_dir, "demo_metrics.json")}')
     print(f'[demo] predictions: {", ".join(drawn)}')
-    print(f'[demo] loss curve:  {curve}')
+    print(f'[demo] loss curve:  {curve or "none (fewer iterations than the logging interval)"}')
     print(f'[demo] checkpoints: {args.work_dir}/epoch_*.pth')
     return metrics

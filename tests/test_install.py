@@ -37,6 +37,9 @@ EXAMPLE_CONFIGS = {
     'SHViT': dict(arch='s1'),
     'EfficientViT': dict(arch='m0'),
     'UniForm': dict(arch='xs'),
+    'TransposedFPN': dict(in_channels=[64, 128, 192], out_channels=32, num_outs=5,
+                          num_extra_trans_convs=2),
+    'TimmBackbone': dict(model_name='repvit_m1_1'),
 }
 
 

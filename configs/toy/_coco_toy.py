@@ -32,3 +32,5 @@ toy_val_dataloader = dict(
                  ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
                  pipeline=toy_test_pipeline))
 toy_evaluator = dict(ann_file=toy_data_root + 'annotations/instances_val.json')
+toy_bbox_evaluator = dict(ann_file=toy_data_root + 'annotations/instances_val.json',
+                          metric='bbox')

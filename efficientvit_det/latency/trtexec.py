@@ -70,7 +70,8 @@ def to_row(summary: Dict[str, object], target: str, batch: int, height: int, wid
                 end_to_end_median_ms=summary.get('end_to_end', {}).get('median_ms'),
                 tensorrt=summary.get('tensorrt'),
                 trtexec_command=command if command else None,
-                peak_mem_mb=None, params_m=None, gmacs=None, reason=None)
+                peak_mem_mb=None, params_m=None, gmacs=None, gflops_per_s=None,
+                matmul_fraction=None, reason=None)
 
 
 def quote(command: List[str]) -> str:
