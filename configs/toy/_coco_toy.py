@@ -34,3 +34,15 @@ toy_val_dataloader = dict(
 toy_evaluator = dict(ann_file=toy_data_root + 'annotations/instances_val.json')
 toy_bbox_evaluator = dict(ann_file=toy_data_root + 'annotations/instances_val.json',
                           metric='bbox')
+
+# the toy schedule: a short run at a from-scratch learning rate (no lr auto-scaling)
+toy_max_epochs = 12
+toy_train_cfg = dict(max_epochs=toy_max_epochs, val_interval=toy_max_epochs)
+toy_optim_wrapper = dict(optimizer=dict(lr=1e-3))
+toy_param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='MultiStepLR', begin=0, end=toy_max_epochs, by_epoch=True, milestones=[9, 11]),
+]
+toy_default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=4, max_keep_ckpts=2))
+# after distributed runs: verify every rank ends with the same weights
+toy_custom_hooks = [dict(type='RNGStateHook'), dict(type='RankConsistencyHook')]

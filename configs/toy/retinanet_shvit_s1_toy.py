@@ -13,15 +13,9 @@ test_dataloader = val_dataloader
 val_evaluator = {{_base_.toy_bbox_evaluator}}
 test_evaluator = val_evaluator
 
-# schedule: a short run at a from-scratch learning rate (no lr auto-scaling)
-max_epochs = 12
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
+train_cfg = {{_base_.toy_train_cfg}}
+optim_wrapper = {{_base_.toy_optim_wrapper}}
 auto_scale_lr = dict(enable=False)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[9, 11]),
-]
-default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=4, max_keep_ckpts=2))
-custom_hooks = [dict(type='RNGStateHook'), dict(type='RankConsistencyHook')]
+param_scheduler = {{_base_.toy_param_scheduler}}
+default_hooks = {{_base_.toy_default_hooks}}
+custom_hooks = {{_base_.toy_custom_hooks}}
