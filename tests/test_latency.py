@@ -166,3 +166,12 @@ def test_plot_speed_accuracy(tmp_path):
     png = str(tmp_path / 'chart.png')
     plot.main([out + '.json', '--out', png])
     assert os.path.getsize(png) > 1000 and os.path.exists(png[:-4] + '.svg')
+
+
+def test_export_tool_exports_a_whole_detector(tmp_path):
+    """RetinaNet (mode='tensor': per-level class scores and box deltas) to ONNX."""
+    pytest.importorskip('onnxruntime')
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import export_onnx as tool
+    assert tool.main(['--config', os.path.join(ROOT, 'configs', 'retinanet_shvit_s1.py'),
+                      '--whole', '--shape', '128', '--out', str(tmp_path / 'retina.onnx')]) == 0

@@ -5,16 +5,21 @@ import numpy as np
 import torch
 
 
+def _flatten(out):
+    if isinstance(out, (list, tuple)):
+        return tuple(t for item in out for t in _flatten(item))
+    return (out,)
+
+
 class _AsTuple(torch.nn.Module):
-    """Exporters want tensors or tuples of tensors out."""
+    """Exporters want a flat tuple of tensors out (detectors return nested lists)."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, x):
-        out = self.model(x)
-        return tuple(out) if isinstance(out, (list, tuple)) else out
+        return _flatten(self.model(x))
 
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
@@ -26,7 +31,6 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
     model = _AsTuple(model.eval())
     with torch.no_grad():
         outputs = model(example)
-    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     names = [f'feat{i}' for i in range(len(outputs))]
     axes = None
     if dynamic:
@@ -48,7 +52,6 @@ def compare_with_onnxruntime(model: torch.nn.Module, path: str,
     for x in inputs:
         with torch.no_grad():
             expected = wrapped(x)
-        expected = expected if isinstance(expected, tuple) else (expected,)
         got = session.run(None, {name: x.numpy()})
         for i, (e, g) in enumerate(zip(expected, got)):
             e = e.numpy()
