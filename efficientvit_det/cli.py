@@ -3,6 +3,7 @@
 import argparse
 import os
 import os.path as osp
+import time
 from typing import Iterator, List, Optional, Tuple
 
 DATASET_HINTS = {
@@ -159,6 +160,10 @@ def _load_config(args):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if cfg.get('visualizer'):
+        # mmengine hands back an existing visualizer of the same name, so a second
+        # run in one process (notebook, tests) would log into the first run's folder
+        cfg.visualizer.name = f'visualizer_{time.time_ns()}'
     return cfg
 
 
