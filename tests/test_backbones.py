@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from efficientvit_det.checkpoints import (CheckpointMismatchError, convert_key,
-                                          convert_state_dict, load_backbone_checkpoint)
+from efficientvit_det.checkpoints import convert_key, convert_state_dict, load_backbone_checkpoint
 from efficientvit_det.models import EfficientViT, SHViT, UniForm, build_backbone, BACKBONE_NAMES
 from efficientvit_det.models.blocks import WindowAttention
 from efficientvit_det.models.uniform import ReuseAttention

@@ -3,7 +3,6 @@ actually learns (metric far above an untrained model's)."""
 import json
 import os
 
-import pytest
 import torch
 
 from efficientvit_det import cli, demo
