@@ -168,7 +168,11 @@ def test_norm_eval_keeps_statistics():
     assert model.stages[0].training  # only the norms are held in eval mode
 
 
-def test_gradient_checkpointing_is_exact():
+def test_gradient_checkpointing_is_exact(monkeypatch):
+    import efficientvit_det.models.base as base
+    calls = []
+    real = base.checkpoint
+    monkeypatch.setattr(base, 'checkpoint', lambda *a, **k: calls.append(1) or real(*a, **k))
     torch.manual_seed(0)
     plain = randomize_(EfficientViT('m0')).train()
     checkpointed = EfficientViT('m0', with_cp=True).train()
@@ -181,6 +185,7 @@ def test_gradient_checkpointing_is_exact():
         sum(o.sum() for o in out).backward()
     for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name)
+    assert len(calls) == sum(len(s.blocks) for s in checkpointed.stages)  # once per block
 
 
 def test_drop_path_is_stochastic_only_in_training():
