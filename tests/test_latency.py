@@ -71,16 +71,73 @@ def test_gpu_modes_skip_cleanly_without_cuda():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs an NVIDIA GPU')
-def test_cuda_modes_agree_with_eager():
-    rows = engine.main(['--backbone', 'shvit_s1', '--device', 'cuda', '--shape', '256',
-                        '--mode', 'eager', 'fused', 'fp16', 'cuda_graph', '--iters', '5'])
-    assert all(r['status'] == 'ok' for r in rows)
-    model = build_backbone('shvit_s1').cuda().eval()
-    x = torch.randn(1, 3, 256, 256, device='cuda')
-    from efficientvit_det.latency.modes import Context, cuda_graph
-    replay = cuda_graph(model, x, Context('cuda', 1, '/tmp'))
-    replay()
-    torch.cuda.synchronize()
+def test_cuda_modes_agree_with_eager(tmp_path):
+    """Every CUDA mode that can run here computes eager fp32's features within its
+    precision's tolerance (the engine checks before timing), a timm model too."""
+    rows = engine.main(['--backbone', 'shvit_s1', 'efficientvit_m0', 'timm:resnet18',
+                        '--device', 'cuda', '--shape', '256', '--mode', 'all', '--iters', '5',
+                        '--out', str(tmp_path / 'gpu')])
+    status = {(r['target'], r['mode']): r for r in rows}
+    assert not [r for r in rows if r['status'] == 'mismatch'], rows
+    for target in ('shvit_s1', 'efficientvit_m0', 'timm:resnet18'):
+        for mode in ('eager', 'channels_last', 'fp16', 'bf16', 'cuda_graph'):
+            assert status[target, mode]['status'] == 'ok', status[target, mode]
+    document = json.load(open(tmp_path / 'gpu.json'))
+    assert document['machine']['gpu'] and {'fp32', 'fp16'} <= set(
+        document['matmul_gflops_by_precision'])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the behaviour without CUDA')
+def test_cuda_device_without_cuda_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        engine.main(['--backbone', 'shvit_s1', '--device', 'cuda'])
+    assert 'CUDA is not available on this machine' in capsys.readouterr().err
+
+
+def test_onnxruntime_on_cuda_never_falls_back_to_cpu_silently():
+    ort = pytest.importorskip('onnxruntime')
+    if 'CUDAExecutionProvider' in ort.get_available_providers():
+        pytest.skip('this onnxruntime has the CUDA provider')
+    from efficientvit_det.latency.modes import Context, ModeUnavailable, onnxruntime_mode
+    with pytest.raises(ModeUnavailable, match='onnxruntime-gpu'):
+        onnxruntime_mode(build_backbone('shvit_s1'), torch.randn(1, 3, 64, 64),
+                         Context('cuda', 1, '/tmp'))
+
+
+def test_a_mode_computing_other_features_is_a_mismatch_never_best(monkeypatch):
+    """A fast mode is only a result if it computes the same features."""
+    from efficientvit_det.latency import modes
+
+    def off_by_ten_percent(model, example, context):
+        return lambda: [1.1 * t for t in model(example)]
+    monkeypatch.setitem(modes.MODES, 'fused', off_by_ten_percent)
+    rows = engine.main(['--backbone', 'shvit_s1', '--shape', '64', '--mode', 'eager', 'fused',
+                        '--iters', '2', '--warmup', '0'])
+    by_mode = {r['mode']: r for r in rows}
+    assert by_mode['fused']['status'] == 'mismatch'
+    assert by_mode['fused']['max_rel_err'] == pytest.approx(0.1, rel=1e-3)
+    assert 'differ from eager fp32' in by_mode['fused']['reason']
+    assert by_mode['eager']['best'] and not by_mode['fused']['best']
+
+
+@pytest.mark.parametrize('target', ['shvit_s1', 'timm:resnet18'])
+def test_preparing_a_mode_leaves_the_model_untouched(target, tmp_path):
+    """Modes work on copies: the next mode in a run must see the original model."""
+    from efficientvit_det.latency import modes
+    _, _, model = engine.build_target(backbone=target)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    structure = [type(m).__name__ for m in model.modules()]
+    example = torch.randn(1, 3, 64, 64)
+    for mode in modes.CPU_MODES:
+        try:
+            modes.MODES[mode](model, example, modes.Context('cpu', 1, str(tmp_path)))
+        except modes.ModeUnavailable:
+            continue
+        after = model.state_dict()
+        assert [type(m).__name__ for m in model.modules()] == structure, mode
+        for key, value in before.items():
+            assert after[key].dtype == value.dtype and after[key].is_contiguous(), (mode, key)
+            assert torch.equal(after[key], value), (mode, key)
 
 
 @pytest.mark.parametrize('name', ['shvit_s1', 'efficientvit_m0', 'uniform_xs'])

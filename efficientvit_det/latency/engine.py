@@ -16,14 +16,18 @@ from typing import Dict, List, Optional
 
 import torch
 
-from .measure import count_flops, machine_info, matmul_gflops, measure, summarize
+from .measure import (count_flops, flatten_outputs, machine_info, matmul_gflops,
+                      max_relative_error, measure, summarize)
 from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavailable, work_dir
 
 SCHEMA = 'efficientvit_det.latency/1'
 ROW_FIELDS = ['target', 'kind', 'mode', 'precision', 'device', 'batch', 'height', 'width',
               'threads', 'status', 'median_ms', 'p90_ms', 'p99_ms', 'mean_ms', 'runs',
               'throughput_img_s', 'peak_mem_mb', 'params_m', 'gmacs', 'gflops_per_s',
-              'matmul_fraction', 'reason']
+              'matmul_fraction', 'max_rel_err', 'reason']
+#: largest error vs eager fp32 (relative to the largest output value) a mode may show
+#: and still count as computing the same features; fp32 leaves room for TF32 on GPUs
+TOLERANCE = {'fp32': 5e-3, 'fp16': 5e-2, 'bf16': 1e-1}
 
 
 # ----------------------------------------------------------------------------- targets
@@ -110,33 +114,57 @@ def _peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
 
 
+@torch.no_grad()
+def _eager_outputs(model, example):
+    return [t.float().cpu() for t in flatten_outputs(model(example))]
+
+
 def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) -> List[Dict]:
+    """Time every (target, shape, batch, mode). Each mode's outputs are first
+    checked against eager fp32 on the same input: a mode off by more than its
+    precision's tolerance is reported as a mismatch and never chosen as best."""
     rows = []
     combos = [(t, s, b, m) for t in targets for s in shapes for b in batches for m in modes]
+    reference = {}
     for index, ((name, kind, model), (height, width), batch, mode) in enumerate(combos, 1):
         model = model.to(device)
-        example = torch.randn(batch, 3, height, width, device=device)
-        row = dict(target=name, kind=kind, mode=mode, precision=PRECISION.get(mode, 'fp32'),
+        generator = torch.Generator().manual_seed(0)
+        example = torch.randn(batch, 3, height, width, generator=generator).to(device)
+        precision = PRECISION.get(mode, 'fp32')
+        row = dict(target=name, kind=kind, mode=mode, precision=precision,
                    device=device, batch=batch, height=height, width=width, threads=threads,
                    params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 3))
         label = f'[{index}/{len(combos)}] {name} {height}x{width} b{batch} {mode}'
+        key = (name, height, width, batch)
         try:
+            if key not in reference:
+                reference = {key: _eager_outputs(model, example)}  # one input's worth held
             if device.startswith('cuda'):
                 torch.cuda.reset_peak_memory_stats()
             run = MODES[mode](model, example, Context(device, threads, work_dir()))
+            with torch.no_grad():
+                error = max_relative_error(reference[key], flatten_outputs(run()))
             progress = Progress(label, warmup + iters)
             samples = measure(lambda: (run(), progress.step()), iters=iters, warmup=warmup,
                               device=device)
             stats = summarize(samples)
-            row.update(status='ok', **{k: round(v, 3) for k, v in stats.items()},
+            agrees = error <= TOLERANCE[precision]
+            row.update(status='ok' if agrees else 'mismatch',
+                       **{k: round(v, 3) for k, v in stats.items()},
                        throughput_img_s=round(batch * 1e3 / stats['median_ms'], 2),
-                       peak_mem_mb=round(_peak_memory_mb(device), 1))
+                       peak_mem_mb=round(_peak_memory_mb(device), 1),
+                       max_rel_err=float(f'{error:.3g}'))
+            if not agrees:
+                row['reason'] = (f'outputs differ from eager fp32 by {error:.3g} '
+                                 f'(tolerance {TOLERANCE[precision]:g})')
         except ModeUnavailable as err:
             row.update(status='skipped', reason=str(err))
         rows.append(row)
         print(format_row(row), flush=True)
         del example
         gc.collect()
+        if device.startswith('cuda'):
+            torch.cuda.empty_cache()
     _add_flops(rows, targets, device)
     return rows
 
@@ -152,14 +180,21 @@ def _add_flops(rows, targets, device):
         row['gmacs'] = cache[key]  # per image
 
 
-def add_efficiency(rows, roof_gflops: float) -> None:
+def add_efficiency(rows, roof_gflops: Dict[str, float]) -> None:
     """Achieved GFLOP/s (2 x MACs per image x images / s) and its share of the
-    machine's fp32 matmul throughput measured in the same run."""
+    device's matmul throughput in the row's precision, measured in the same run."""
     for row in rows:
-        if row['status'] == 'ok':
+        if row.get('throughput_img_s'):
             achieved = 2 * row['gmacs'] * row['throughput_img_s']
             row['gflops_per_s'] = round(achieved, 1)
-            row['matmul_fraction'] = round(achieved / roof_gflops, 3)
+            row['matmul_fraction'] = round(achieved / roof_gflops[row['precision']], 3)
+
+
+def matmul_roofs(rows, device: str) -> Dict[str, float]:
+    """Matmul GFLOP/s for fp32 and for every other precision the rows timed."""
+    dtypes = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+    wanted = {'fp32'} | {r['precision'] for r in rows if r.get('throughput_img_s')}
+    return {p: matmul_gflops(device=device, dtype=dtypes[p]) for p in sorted(wanted)}
 
 
 def mark_best(rows) -> Dict[str, Dict]:
@@ -184,12 +219,13 @@ HEADER = (f"{'target':<22} {'shape':>9} {'b':>3} {'mode':<13} {'prec':<4} {'medi
 
 def format_row(row) -> str:
     shape = f"{row['height']}x{row['width']}"
-    if row['status'] != 'ok':
+    if row['status'] == 'skipped':
         return (f"{row['target']:<22} {shape:>9} {row['batch']:>3} {row['mode']:<13} "
                 f"{row['precision']:<4} skipped: {row['reason']}")
     return (f"{row['target']:<22} {shape:>9} {row['batch']:>3} {row['mode']:<13} "
             f"{row['precision']:<4} {row['median_ms']:8.2f} {row['p90_ms']:8.2f} "
-            f"{row['p99_ms']:8.2f} {row['throughput_img_s']:8.1f} {row['peak_mem_mb']:7.0f}")
+            f"{row['p99_ms']:8.2f} {row['throughput_img_s']:8.1f} {row['peak_mem_mb']:7.0f}"
+            + (f"  MISMATCH: {row['reason']}" if row['status'] == 'mismatch' else ''))
 
 
 def versions() -> Dict[str, str]:
@@ -248,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(parser, args):
     if not re.fullmatch(r'cpu|cuda(:\d+)?', args.device):
         parser.error(f'unknown device {args.device!r}; valid: cpu, cuda, cuda:N')
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error(f'--device {args.device}: CUDA is not available on this machine '
+                     '(torch.cuda.is_available() is False); use --device cpu')
     requested = args.mode
     if any(m in ('all', 'best') for m in requested):
         requested = valid_modes(args.device)
@@ -278,17 +317,20 @@ def main(argv: Optional[List[str]] = None):
     print(HEADER)
     rows = run_grid(targets, args.shape, args.batch, modes, args.device, threads,
                     args.iters, args.warmup)
-    roof = matmul_gflops(device=args.device)
-    add_efficiency(rows, roof)
-    print(f'fp32 2048^3 matmul on this device: {roof:.0f} GFLOP/s')
+    roofs = matmul_roofs(rows, args.device)
+    add_efficiency(rows, roofs)
+    print('2048^3 matmul on this device: ' +
+          ', '.join(f'{p} {g:.0f} GFLOP/s' for p, g in roofs.items()))
     best = mark_best(rows)
     if len(modes) > 1:
         for key, row in best.items():
             print(f'best for {key}: {row["mode"]} ({row["median_ms"]:.2f} ms, '
-                  f'{row["gmacs"]:.2f} GMACs/img, {100 * row["matmul_fraction"]:.0f}% of matmul '
-                  f'throughput)')
+                  f'{row["gmacs"]:.2f} GMACs/img, {100 * row["matmul_fraction"]:.0f}% of '
+                  f'{row["precision"]} matmul throughput)')
     if args.out:
         paths = write_results(rows, args.out, args.device, command,
-                              extra=dict(matmul_gflops=round(roof, 1)))
+                              extra=dict(matmul_gflops=round(roofs['fp32'], 1),
+                                         matmul_gflops_by_precision={
+                                             p: round(g, 1) for p, g in roofs.items()}))
         print(f'wrote {paths[0]} and {paths[1]}')
     return rows

@@ -5,6 +5,7 @@ import sys
 import time
 from typing import Callable, Dict, List
 
+import numpy as np
 import torch
 
 
@@ -42,11 +43,12 @@ def measure(fn: Callable[[], object], iters: int = 30, warmup: int = 5,
 
 
 @torch.no_grad()
-def matmul_gflops(size: int = 2048, device: str = 'cpu', iters: int = 10) -> float:
-    """This machine's fp32 matrix-multiply throughput: the compute roof a backbone
-    (mostly 1x1 convolutions, i.e. matmuls) can approach."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def matmul_gflops(size: int = 2048, device: str = 'cpu', iters: int = 10,
+                  dtype: torch.dtype = torch.float32) -> float:
+    """This machine's matrix-multiply throughput in ``dtype``: the compute roof a
+    backbone (mostly 1x1 convolutions, i.e. matmuls) can approach."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     samples = measure(lambda: a @ b, iters=iters, warmup=2, device=device)
     return 2 * size ** 3 / (statistics.median(samples) / 1e3) / 1e9
 
@@ -59,6 +61,37 @@ def count_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
     with counter:
         model(example)
     return counter.get_total_flops() // 2
+
+
+def flatten_outputs(outputs) -> List[object]:
+    """Nested lists/tuples of outputs (detectors nest them) as one flat list."""
+    if isinstance(outputs, (list, tuple)):
+        return [t for item in outputs for t in flatten_outputs(item)]
+    return [outputs]
+
+
+def as_numpy(value) -> np.ndarray:
+    """fp32 host array of a torch tensor, numpy array or ONNX Runtime value."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().float().cpu().numpy()
+    if hasattr(value, 'numpy'):  # onnxruntime.OrtValue (possibly on the GPU)
+        value = value.numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def max_relative_error(reference: List[object], outputs: List[object]) -> float:
+    """Largest |difference| over the largest |reference| value, across outputs;
+    infinity when the outputs differ in number or shape."""
+    if len(reference) != len(outputs):
+        return float('inf')
+    worst = 0.0
+    for expected, got in zip(reference, outputs):
+        expected, got = as_numpy(expected), as_numpy(got)
+        if expected.shape != got.shape:
+            return float('inf')
+        scale = max(float(np.abs(expected).max(initial=0.0)), 1e-12)
+        worst = max(worst, float(np.abs(expected - got).max(initial=0.0)) / scale)
+    return worst
 
 
 def machine_info(device: str = 'cpu') -> Dict[str, object]:
@@ -75,4 +108,7 @@ def machine_info(device: str = 'cpu') -> Dict[str, object]:
     if device.startswith('cuda') and torch.cuda.is_available():
         info['gpu'] = torch.cuda.get_device_name()
         info['cuda'] = torch.version.cuda
+        # whether "fp32" convolutions / matmuls may run in TF32 on tensor cores
+        info['cudnn_allow_tf32'] = torch.backends.cudnn.allow_tf32
+        info['float32_matmul_precision'] = torch.get_float32_matmul_precision()
     return info

@@ -1,8 +1,11 @@
 """Ways to run a model, each prepared once and then timed by the same loop.
 
-A mode is ``prepare(model, example, context) -> callable``. It raises
-:class:`ModeUnavailable` with the reason when it cannot run here (no CUDA, no
-TensorRT, a model without ``fuse``), which the engine reports as "skipped".
+A mode is ``prepare(model, example, context) -> run``; ``run()`` computes the
+model's outputs (tensors, arrays or ONNX Runtime values, possibly nested) so
+the engine can check them against eager fp32 before timing. ``prepare`` never
+changes ``model`` (it works on copies) and raises :class:`ModeUnavailable` with
+the reason when the mode cannot run here (no CUDA, no TensorRT, ...), which the
+engine reports as "skipped".
 """
 import copy
 import os
@@ -10,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict
 
+import numpy as np
 import torch
 
 
@@ -37,6 +41,17 @@ def _fused(model):
     return copy.deepcopy(model).fuse()
 
 
+def _deployable(model):
+    """A fused copy where the model can fuse, else a plain copy."""
+    return _fused(model) if hasattr(model, 'fuse') else copy.deepcopy(model)
+
+
+def _export_for_runtime(model, example, path):
+    """ONNX of the deployable model, exported on the CPU whatever device it sits on."""
+    from .onnx_export import export_onnx
+    return export_onnx(_deployable(model).cpu(), example.cpu(), path)
+
+
 def eager(model, example, context):
     return lambda: model(example)
 
@@ -47,8 +62,7 @@ def fused(model, example, context):
 
 
 def channels_last(model, example, context):
-    deployed = _fused(model) if hasattr(model, 'fuse') else copy.deepcopy(model)
-    deployed = deployed.to(memory_format=torch.channels_last)
+    deployed = _deployable(model).to(memory_format=torch.channels_last)
     x = example.contiguous(memory_format=torch.channels_last)
     return lambda: deployed(x)
 
@@ -56,7 +70,7 @@ def channels_last(model, example, context):
 def torchscript(model, example, context):
     """Fused model traced, frozen and optimised for inference: TorchScript fuses
     conv+ReLU/add and keeps oneDNN layouts between convolutions (CPU)."""
-    deployed = _fused(model) if hasattr(model, 'fuse') else model
+    deployed = _deployable(model)
     try:
         with torch.no_grad():
             traced = torch.jit.trace(deployed, example, check_trace=False)
@@ -69,7 +83,7 @@ def torchscript(model, example, context):
 
 
 def compiled(model, example, context):
-    deployed = _fused(model) if hasattr(model, 'fuse') else model
+    deployed = _deployable(model)
     try:
         compiled_model = torch.compile(deployed)
         with torch.no_grad():
@@ -83,7 +97,7 @@ def compiled(model, example, context):
 def _autocast(dtype, name):
     def prepare(model, example, context):
         _require_cuda(context, name)
-        deployed = _fused(model) if hasattr(model, 'fuse') else model
+        deployed = _deployable(model)
 
         def run():
             with torch.autocast('cuda', dtype=dtype):
@@ -95,36 +109,58 @@ def _autocast(dtype, name):
 def cuda_graph(model, example, context):
     """fp16 fused model captured once and replayed: no per-kernel launch overhead."""
     _require_cuda(context, 'cuda_graph')
-    deployed = (_fused(model) if hasattr(model, 'fuse') else model).half()
+    deployed = _deployable(model).half()
     static_input = example.half().clone()
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream), torch.no_grad():
-        for _ in range(3):
+        for _ in range(3):  # warm up cuDNN's algorithm choice outside the capture
             deployed(static_input)
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph), torch.no_grad():
-        deployed(static_input)
-    return graph.replay
+        static_outputs = deployed(static_input)
+
+    def run():
+        graph.replay()
+        return static_outputs
+    return run
 
 
 def onnxruntime_mode(model, example, context):
+    """ONNX Runtime on the CPU, or with its CUDA provider on the GPU's own tensors
+    (IO binding: no host copies in the timed call). A CUDA run without the CUDA
+    provider is refused rather than silently timed on the CPU."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise ModeUnavailable('onnxruntime is not installed')
-    from .onnx_export import export_onnx
+    on_cuda = context.device.startswith('cuda')
+    if on_cuda and 'CUDAExecutionProvider' not in ort.get_available_providers():
+        raise ModeUnavailable('onnxruntime has no CUDAExecutionProvider here '
+                              '(pip install onnxruntime-gpu)')
     path = os.path.join(context.work_dir, f'{type(model).__name__}_{os.getpid()}.onnx')
-    export_onnx(_fused(model) if hasattr(model, 'fuse') else model, example.cpu(), path)
+    _export_for_runtime(model, example, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = context.threads
-    providers = ['CUDAExecutionProvider'] if context.device.startswith('cuda') else []
-    providers.append('CPUExecutionProvider')
-    session = ort.InferenceSession(path, options, providers=providers)
-    name = session.get_inputs()[0].name
-    feed = {name: example.cpu().numpy()}
-    return lambda: session.run(None, feed)
+    if not on_cuda:
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        feed = {session.get_inputs()[0].name: example.numpy()}
+        return lambda: session.run(None, feed)
+    device_id = example.device.index or 0
+    session = ort.InferenceSession(path, options, providers=[
+        ('CUDAExecutionProvider', {'device_id': device_id})])
+    binding = session.io_binding()
+    static_input = example.contiguous()
+    binding.bind_input(session.get_inputs()[0].name, 'cuda', device_id, np.float32,
+                       tuple(static_input.shape), static_input.data_ptr())
+    for output in session.get_outputs():
+        binding.bind_output(output.name, 'cuda', device_id)
+
+    def run():
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()
+    return run
 
 
 def tensorrt_mode(model, example, context):
@@ -134,9 +170,8 @@ def tensorrt_mode(model, example, context):
         import tensorrt as trt
     except ImportError:
         raise ModeUnavailable('the tensorrt Python package is not installed')
-    from .onnx_export import export_onnx
     path = os.path.join(context.work_dir, f'{type(model).__name__}_{os.getpid()}_trt.onnx')
-    export_onnx(_fused(model) if hasattr(model, 'fuse') else model, example.cpu(), path)
+    output_names = _export_for_runtime(model, example, path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -163,7 +198,11 @@ def tensorrt_mode(model, example, context):
             buffers[name] = torch.empty(shape, dtype=dtype, device=example.device)
         trt_context.set_tensor_address(name, buffers[name].data_ptr())
     stream = torch.cuda.current_stream().cuda_stream
-    return lambda: trt_context.execute_async_v3(stream)
+
+    def run():
+        trt_context.execute_async_v3(stream)
+        return [buffers[name] for name in output_names]
+    return run
 
 
 MODES: Dict[str, Callable] = {

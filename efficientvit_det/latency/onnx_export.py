@@ -4,11 +4,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-
-def _flatten(out):
-    if isinstance(out, (list, tuple)):
-        return tuple(t for item in out for t in _flatten(item))
-    return (out,)
+from .measure import flatten_outputs
 
 
 class _AsTuple(torch.nn.Module):
@@ -19,7 +15,7 @@ class _AsTuple(torch.nn.Module):
         self.model = model
 
     def forward(self, x):
-        return _flatten(self.model(x))
+        return tuple(flatten_outputs(self.model(x)))
 
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,

@@ -71,7 +71,7 @@ def to_row(summary: Dict[str, object], target: str, batch: int, height: int, wid
                 tensorrt=summary.get('tensorrt'),
                 trtexec_command=command if command else None,
                 peak_mem_mb=None, params_m=None, gmacs=None, gflops_per_s=None,
-                matmul_fraction=None, reason=None)
+                matmul_fraction=None, max_rel_err=None, reason=None)
 
 
 def quote(command: List[str]) -> str:
