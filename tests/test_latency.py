@@ -232,3 +232,42 @@ def test_export_tool_exports_a_whole_detector(tmp_path):
     import export_onnx as tool
     assert tool.main(['--config', os.path.join(ROOT, 'configs', 'retinanet_shvit_s1.py'),
                       '--whole', '--shape', '128', '--out', str(tmp_path / 'retina.onnx')]) == 0
+
+
+def test_whole_two_stage_detector_times_in_pytorch_and_refuses_onnx(tmp_path, capsys):
+    """Mask R-CNN's tensor path (RPN proposals -> RoI heads) needs image metadata,
+    which the tool supplies; its ONNX export is refused with the reason, and an
+    existing file at the output path is left alone."""
+    pytest.importorskip('onnxruntime')
+    config = os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')
+    rows = engine.main(['--config', config, '--whole', '--shape', '128', '--mode', 'eager',
+                        'onnxruntime', '--iters', '1', '--warmup', '0'])
+    by_mode = {r['mode']: r for r in rows}
+    assert by_mode['eager']['status'] == 'ok' and by_mode['eager']['kind'] == 'whole'
+    backbone_gmacs = engine.main(['--backbone', 'shvit_s1', '--shape', '128', '--iters', '1',
+                                  '--warmup', '0'])[0]['gmacs']
+    assert by_mode['eager']['gmacs'] > 10 * backbone_gmacs  # the RoI heads are timed too
+    assert by_mode['onnxruntime']['status'] == 'skipped'
+    assert 'two-stage' in by_mode['onnxruntime']['reason']
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import export_onnx as tool
+    out = tmp_path / 'mask_rcnn.onnx'
+    out.write_text('an earlier export')
+    assert tool.main(['--config', config, '--whole', '--shape', '128', '--out', str(out)]) == 2
+    assert 'mmdeploy' in capsys.readouterr().err
+    assert out.read_text() == 'an earlier export'
+
+
+def test_export_tool_keeps_the_old_file_when_validation_fails(tmp_path, monkeypatch, capsys):
+    pytest.importorskip('onnxruntime')
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import export_onnx as tool
+    out = tmp_path / 'shvit_s1.onnx'
+    assert tool.main(['--backbone', 'shvit_s1', '--shape', '64', '--out', str(out)]) == 0
+    good = out.read_bytes()
+    monkeypatch.setattr(tool, 'validate', lambda *args: [
+        dict(shape=[1, 3, 64, 64], output=0, ok=False, error='shape [1] vs torch [2]')])
+    assert tool.main(['--backbone', 'shvit_s1', '--shape', '64', '--out', str(out)]) == 1
+    assert out.read_bytes() == good
+    assert (tmp_path / 'shvit_s1.invalid.onnx').exists()
+    assert 'left as it was' in capsys.readouterr().out

@@ -3,9 +3,11 @@ validate it against PyTorch with ONNX Runtime in the same run.
 
     python tools/export_onnx.py --backbone shvit_s4 --shape 512x512 [--dynamic] [--fused]
         [--out work_dirs/onnx/shvit_s4.onnx]
-    python tools/export_onnx.py --config configs/mask_rcnn_shvit_s4.py --whole ...
+    python tools/export_onnx.py --config configs/retinanet_shvit_s4.py --whole ...
 
---dynamic marks batch/height/width dynamic and checks a second shape too.
+--dynamic marks batch/height/width dynamic and checks a second shape too. OUT is
+replaced only by an export that matches PyTorch; one that does not is kept beside
+it as OUT.invalid.onnx for inspection (exit 1).
 """
 import argparse
 import os
@@ -14,7 +16,7 @@ import sys
 import torch
 
 from efficientvit_det.latency.engine import build_target, parse_shape
-from efficientvit_det.latency.onnx_export import export_onnx, validate
+from efficientvit_det.latency.onnx_export import ExportUnsupported, export_onnx, validate
 
 
 def main(argv=None):
@@ -39,16 +41,27 @@ def main(argv=None):
     os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
     height, width = args.shape
     example = torch.randn(args.batch, 3, height, width)
-    export_onnx(model, example, out, dynamic=args.dynamic, opset=args.opset)
+    staged = out + '.partial'
+    try:
+        export_onnx(model, example, staged, dynamic=args.dynamic, opset=args.opset)
+    except ExportUnsupported as err:
+        print(f'cannot export {name}: {err}', file=sys.stderr)
+        return 2
     other = torch.randn(args.batch + 1, 3, height + 64, width + 32) if args.dynamic else None
-    reports = validate(model, out, example, args.dynamic, other)
+    reports = validate(model, staged, example, args.dynamic, other)
     ok = all(r['ok'] for r in reports)
     for r in reports:
         detail = r.get('error') or f"max abs {r['abs_err']:.2e}, rel {r['rel_err']:.2e}"
         print(f"input {r['shape']} output {r['output']}: {'ok' if r['ok'] else 'MISMATCH'} "
               f"({detail})")
-    print(f'{"wrote" if ok else "wrote (INVALID)"} {out}')
-    return 0 if ok else 1
+    if ok:
+        os.replace(staged, out)
+        print(f'wrote {out}')
+        return 0
+    invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
+    os.replace(staged, invalid)
+    print(f'the export does not match PyTorch: kept as {invalid}; {out} left as it was')
+    return 1
 
 
 if __name__ == '__main__':

@@ -59,18 +59,45 @@ def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
         model_cfg = cfg.model
         model_cfg.backbone.pop('init_cfg', None)
         model = registry.build(model_cfg).eval()
-    return name, 'whole', _WholeModel(model)
+    return name, 'whole', _WholeModel(model, with_detection_metainfo=scope == 'mmdet')
 
 
 class _WholeModel(torch.nn.Module):
-    """Detector / segmentor without pre- and post-processing (``mode='tensor'``)."""
+    """Detector / segmentor without pre- and post-processing (``mode='tensor'``).
 
-    def __init__(self, model):
+    Two-stage detectors need image metadata even there (the RPN clips and
+    filters proposals to the image), so detectors get one sample per image
+    saying the input is the unscaled, unpadded image.
+    """
+
+    def __init__(self, model, with_detection_metainfo: bool = False):
         super().__init__()
         self.model = model
+        self.with_detection_metainfo = with_detection_metainfo
+
+    def _data_samples(self, x):
+        if not self.with_detection_metainfo:
+            return None
+        from mmdet.structures import DetDataSample
+        shape = tuple(x.shape[-2:])
+        meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                    batch_input_shape=shape, scale_factor=(1.0, 1.0))
+        return [DetDataSample(metainfo=meta) for _ in range(x.shape[0])]
 
     def forward(self, x):
-        return self.model(x, mode='tensor')
+        return self.model(x, self._data_samples(x), mode='tensor')
+
+    @property
+    def onnx_unsupported(self) -> Optional[str]:
+        """Why this model cannot go to ONNX, or None."""
+        if getattr(self.model, 'with_rpn', False):
+            return (f'{type(self.model).__name__} is a two-stage detector: mmdet 3.x cannot '
+                    'export it to ONNX (its ONNX box decoding imports mmdet.core, removed in '
+                    '3.x, and mmcv 2.x gives the NMS between RPN and RoI head no ONNX form). '
+                    'Use mmdeploy for the whole model; here, export its backbone (drop '
+                    '--whole), or a single-stage detector or segmentor with --whole. '
+                    'PyTorch latency modes time the whole model.')
+        return None
 
     def fuse(self):
         if hasattr(self.model.backbone, 'fuse'):

@@ -48,8 +48,11 @@ def _deployable(model):
 
 def _export_for_runtime(model, example, path):
     """ONNX of the deployable model, exported on the CPU whatever device it sits on."""
-    from .onnx_export import export_onnx
-    return export_onnx(_deployable(model).cpu(), example.cpu(), path)
+    from .onnx_export import ExportUnsupported, export_onnx
+    try:
+        return export_onnx(_deployable(model).cpu(), example.cpu(), path)
+    except ExportUnsupported as err:
+        raise ModeUnavailable(str(err))
 
 
 def eager(model, example, context):

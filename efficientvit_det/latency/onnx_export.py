@@ -7,6 +7,10 @@ import torch
 from .measure import flatten_outputs
 
 
+class ExportUnsupported(RuntimeError):
+    """The model has parts that cannot be written as ONNX (the message says which)."""
+
+
 class _AsTuple(torch.nn.Module):
     """Exporters want a flat tuple of tensors out (detectors return nested lists)."""
 
@@ -22,8 +26,12 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
                 dynamic: bool = False, opset: int = 17) -> List[str]:
     """Write ``model`` to ``path``; returns the output names.
 
-    ``dynamic`` marks batch, height and width as dynamic axes.
+    ``dynamic`` marks batch, height and width as dynamic axes. A model that knows
+    it cannot be exported says why in ``onnx_unsupported``; nothing is written then.
     """
+    reason = getattr(model, 'onnx_unsupported', None)
+    if reason:
+        raise ExportUnsupported(reason)
     model = _AsTuple(model.eval())
     with torch.no_grad():
         outputs = model(example)
