@@ -27,10 +27,29 @@ def table(document) -> str:
                   f"{100 * best['matmul_fraction']:.0f}%"]
         lines.append('| ' + ' | '.join(cells) + ' |')
     machine = document['machine']
-    caption = (f"{machine.get('cpu', machine.get('processor'))}, {machine['threads']} threads, "
-               f"torch {document['versions']['torch']}; fp32 matmul {document['matmul_gflops']} "
-               f"GFLOP/s measured in the same run; median ms. Command: `{document['command']}`")
-    return caption + '\n\n' + '\n'.join(lines)
+    roofs = document.get('matmul_gflops_by_precision', {'fp32': document['matmul_gflops']})
+    where = (machine['gpu'] if 'gpu' in machine else
+             f"{machine.get('cpu', machine.get('processor'))}, {machine['threads']} threads")
+    caption = (f"{where}, torch {document['versions']['torch']}; matmul "
+               + ', '.join(f'{p} {g} GFLOP/s' for p, g in roofs.items())
+               + f" measured in the same run; median ms. Command: `{document['command']}`")
+    return caption + '\n\n' + '\n'.join(lines) + '\n\n' + checked(rows)
+
+
+def checked(rows) -> str:
+    """One line on the output check: the worst error per precision, and any mismatch."""
+    worst = {}
+    for row in rows:
+        if row.get('max_rel_err') is not None:
+            worst[row['precision']] = max(worst.get(row['precision'], 0.0), row['max_rel_err'])
+    if not worst:
+        return 'Outputs were not checked against eager fp32 in this run.'
+    mismatches = [f"{r['target']} {r['mode']} ({r['max_rel_err']:.3g})"
+                  for r in rows if r['status'] == 'mismatch']
+    return ('Outputs checked against eager fp32 before timing; largest relative error: '
+            + ', '.join(f'{p} {e:.2g}' for p, e in worst.items())
+            + ('; mismatches (left out above): ' + ', '.join(mismatches) if mismatches
+               else '; no mismatch.'))
 
 
 if __name__ == '__main__':

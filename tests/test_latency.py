@@ -104,7 +104,7 @@ def test_onnxruntime_on_cuda_never_falls_back_to_cpu_silently():
                          Context('cuda', 1, '/tmp'))
 
 
-def test_a_mode_computing_other_features_is_a_mismatch_never_best(monkeypatch):
+def test_a_mode_computing_other_features_is_a_mismatch_never_best(monkeypatch, tmp_path):
     """A fast mode is only a result if it computes the same features."""
     from efficientvit_det.latency import modes
 
@@ -112,12 +112,18 @@ def test_a_mode_computing_other_features_is_a_mismatch_never_best(monkeypatch):
         return lambda: [1.1 * t for t in model(example)]
     monkeypatch.setitem(modes.MODES, 'fused', off_by_ten_percent)
     rows = engine.main(['--backbone', 'shvit_s1', '--shape', '64', '--mode', 'eager', 'fused',
-                        '--iters', '2', '--warmup', '0'])
+                        '--iters', '2', '--warmup', '0', '--out', str(tmp_path / 'r')])
     by_mode = {r['mode']: r for r in rows}
     assert by_mode['fused']['status'] == 'mismatch'
     assert by_mode['fused']['max_rel_err'] == pytest.approx(0.1, rel=1e-3)
     assert 'differ from eager fp32' in by_mode['fused']['reason']
     assert by_mode['eager']['best'] and not by_mode['fused']['best']
+    sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+    import latency_table
+    text = latency_table.table(json.load(open(tmp_path / 'r.json')))
+    row = next(line for line in text.splitlines() if line.startswith('| shvit_s1'))
+    assert row.split(' | ')[4] == '—' and '| eager |' in row  # fused left out, eager best
+    assert 'mismatches (left out above): shvit_s1 fused (0.1)' in text
 
 
 @pytest.mark.parametrize('target', ['shvit_s1', 'timm:resnet18'])

@@ -9,12 +9,10 @@ JOB_NAME=$2
 CONFIG=$3
 WORK_DIR=$4
 shift 4
-GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC2086  # SRUN_ARGS holds several options
 srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 $SRUN_ARGS \
-    python -u tools/train.py "$CONFIG" --work-dir="$WORK_DIR" --launcher slurm "$@"
+    --ntasks="${GPUS:-8}" --ntasks-per-node="$GPUS_PER_NODE" \
+    --cpus-per-task="${CPUS_PER_TASK:-5}" --kill-on-bad-exit=1 ${SRUN_ARGS:-} \
+    "${PYTHON:-python}" -u tools/train.py "$CONFIG" --work-dir="$WORK_DIR" --launcher slurm "$@"
