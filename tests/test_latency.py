@@ -277,3 +277,14 @@ def test_export_tool_keeps_the_old_file_when_validation_fails(tmp_path, monkeypa
     assert out.read_bytes() == good
     assert (tmp_path / 'shvit_s1.invalid.onnx').exists()
     assert 'left as it was' in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/clear_refs'), reason='Linux only')
+def test_cpu_peak_memory_is_per_row():
+    """An earlier row's peak does not leak into the next row's figure."""
+    big = torch.ones(300 * 2 ** 20 // 4)  # 300 MB resident
+    engine._reset_peak_memory('cpu')
+    with_big = engine._peak_memory_mb('cpu')
+    del big
+    engine._reset_peak_memory('cpu')
+    assert engine._peak_memory_mb('cpu') < with_big - 200

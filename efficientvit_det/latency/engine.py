@@ -135,10 +135,31 @@ class Progress:
         sys.stderr.flush()
 
 
+def _reset_peak_memory(device: str) -> None:
+    """Start a row's peak-memory window: CUDA's allocator peak, or on Linux the
+    process's resident-set high-water mark (writing 5 to clear_refs resets it)."""
+    if device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:  # not Linux, or not allowed: the peak then covers the process's life
+        pass
+
+
 def _peak_memory_mb(device: str) -> float:
+    """CUDA: peak allocated by the row; CPU: peak resident set since the reset."""
     if device.startswith('cuda'):
         return torch.cuda.max_memory_allocated() / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @torch.no_grad()
@@ -166,8 +187,7 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
         try:
             if key not in reference:
                 reference = {key: _eager_outputs(model, example)}  # one input's worth held
-            if device.startswith('cuda'):
-                torch.cuda.reset_peak_memory_stats()
+            _reset_peak_memory(device)
             run = MODES[mode](model, example, Context(device, threads, work_dir()))
             with torch.no_grad():
                 error = max_relative_error(reference[key], flatten_outputs(run()))
