@@ -44,8 +44,9 @@ def checked(rows) -> str:
             worst[row['precision']] = max(worst.get(row['precision'], 0.0), row['max_rel_err'])
     if not worst:
         return 'Outputs were not checked against eager fp32 in this run.'
-    mismatches = [f"{r['target']} {r['mode']} ({r['max_rel_err']:.3g})"
-                  for r in rows if r['status'] == 'mismatch']
+    mismatches = [f"{r['target']} {r['mode']} ("
+                  + (f"{r['max_rel_err']:.3g}" if r['max_rel_err'] is not None else 'inf/NaN')
+                  + ')' for r in rows if r['status'] == 'mismatch']
     return ('Outputs checked against eager fp32 before timing; largest relative error: '
             + ', '.join(f'{p} {e:.2g}' for p, e in worst.items())
             + ('; mismatches (left out above): ' + ', '.join(mismatches) if mismatches

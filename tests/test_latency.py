@@ -125,6 +125,30 @@ def test_a_mode_computing_other_features_is_a_mismatch_never_best(monkeypatch, t
     assert row.split(' | ')[4] == '—' and '| eager |' in row  # fused left out, eager best
     assert 'mismatches (left out above): shvit_s1 fused (0.1)' in text
 
+    def overflowing(model, example, context):
+        return lambda: [t * float('inf') for t in model(example)]
+    monkeypatch.setitem(modes.MODES, 'fused', overflowing)
+    rows = engine.main(['--backbone', 'shvit_s1', '--shape', '64', '--mode', 'eager', 'fused',
+                        '--iters', '1', '--warmup', '0', '--out', str(tmp_path / 'inf')])
+    assert rows[1]['status'] == 'mismatch' and rows[1]['max_rel_err'] is None
+    assert 'inf/NaN' in rows[1]['reason']
+    document = json.loads(open(tmp_path / 'inf.json').read(), parse_constant=pytest.fail)
+    assert 'shvit_s1 fused (inf/NaN)' in latency_table.table(document)
+
+
+def test_relative_error_catches_shape_count_and_non_finite_outputs():
+    from efficientvit_det.latency.measure import max_relative_error
+    reference = [torch.ones(2, 3), torch.full((4,), -2.0)]
+    assert max_relative_error(reference, [torch.ones(2, 3), torch.full((4,), -1.9)]) == \
+        pytest.approx(0.05)
+    overflowed = torch.ones(2, 3).half()
+    overflowed[0, 0] = float('inf')
+    assert max_relative_error(reference, [overflowed, torch.full((4,), -2.0)]) == float('inf')
+    with_nan = torch.full((4,), float('nan'))
+    assert max_relative_error(reference, [torch.ones(2, 3), with_nan]) == float('inf')
+    assert max_relative_error(reference, [torch.ones(3, 2), reference[1]]) == float('inf')
+    assert max_relative_error(reference, reference[:1]) == float('inf')
+
 
 @pytest.mark.parametrize('target', ['shvit_s1', 'timm:resnet18'])
 def test_preparing_a_mode_leaves_the_model_untouched(target, tmp_path):

@@ -6,6 +6,7 @@ import argparse
 import csv
 import gc
 import json
+import math
 import os
 import re
 import resource
@@ -200,10 +201,12 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
                        **{k: round(v, 3) for k, v in stats.items()},
                        throughput_img_s=round(batch * 1e3 / stats['median_ms'], 2),
                        peak_mem_mb=round(_peak_memory_mb(device), 1),
-                       max_rel_err=float(f'{error:.3g}'))
+                       max_rel_err=float(f'{error:.3g}') if math.isfinite(error) else None)
             if not agrees:
-                row['reason'] = (f'outputs differ from eager fp32 by {error:.3g} '
-                                 f'(tolerance {TOLERANCE[precision]:g})')
+                row['reason'] = (
+                    f'outputs differ from eager fp32 by {error:.3g} (tolerance '
+                    f'{TOLERANCE[precision]:g})' if math.isfinite(error) else
+                    'outputs differ from eager fp32 in number or shape, or are inf/NaN')
         except ModeUnavailable as err:
             row.update(status='skipped', reason=str(err))
         rows.append(row)

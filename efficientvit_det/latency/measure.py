@@ -81,13 +81,14 @@ def as_numpy(value) -> np.ndarray:
 
 def max_relative_error(reference: List[object], outputs: List[object]) -> float:
     """Largest |difference| over the largest |reference| value, across outputs;
-    infinity when the outputs differ in number or shape."""
+    infinity when the outputs differ in number or shape or are not finite (fp16
+    overflow)."""
     if len(reference) != len(outputs):
         return float('inf')
     worst = 0.0
     for expected, got in zip(reference, outputs):
         expected, got = as_numpy(expected), as_numpy(got)
-        if expected.shape != got.shape:
+        if expected.shape != got.shape or not np.isfinite(got).all():
             return float('inf')
         scale = max(float(np.abs(expected).max(initial=0.0)), 1e-12)
         worst = max(worst, float(np.abs(expected - got).max(initial=0.0)) / scale)
