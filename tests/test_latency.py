@@ -38,6 +38,17 @@ def test_json_and_csv_schema(tmp_path, capsys):
     assert 'best for uniform_xs 64x96 b1' in printed
 
 
+def test_progress_reporting_is_not_timed():
+    """A slow progress bar must not add to the latency of a fast model."""
+    import time
+    from efficientvit_det.latency.measure import measure
+    calls = []
+    samples = measure(lambda: None, iters=5, warmup=1,
+                      after_each=lambda: (calls.append(1), time.sleep(0.02)))
+    assert len(calls) == 6 and len(samples) == 5
+    assert max(samples) < 5.0  # ms; the 20 ms of each progress step stay outside
+
+
 def test_gmacs_scale_with_area():
     rows = engine.main(['--backbone', 'shvit_s1', '--shape', '128', '256', '--iters', '1',
                         '--warmup', '0'])

@@ -193,8 +193,8 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
             with torch.no_grad():
                 error = max_relative_error(reference[key], flatten_outputs(run()))
             progress = Progress(label, warmup + iters)
-            samples = measure(lambda: (run(), progress.step()), iters=iters, warmup=warmup,
-                              device=device)
+            samples = measure(run, iters=iters, warmup=warmup, device=device,
+                              after_each=progress.step)
             stats = summarize(samples)
             agrees = error <= TOLERANCE[precision]
             row.update(status='ok' if agrees else 'mismatch',

@@ -3,7 +3,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -20,25 +20,36 @@ def summarize(samples_ms: List[float]) -> Dict[str, float]:
 
 @torch.no_grad()
 def measure(fn: Callable[[], object], iters: int = 30, warmup: int = 5,
-            device: str = 'cpu') -> List[float]:
-    """Per-call latency in milliseconds of ``fn()`` after ``warmup`` calls."""
-    for _ in range(warmup):
+            device: str = 'cpu', after_each: Optional[Callable[[], None]] = None
+            ) -> List[float]:
+    """Per-call latency in milliseconds of ``fn()`` after ``warmup`` calls.
+
+    ``after_each`` (a progress bar) runs after every call, outside the timed window.
+    """
+    def call_untimed():
         fn()
+        if after_each:
+            after_each()
+
+    for _ in range(warmup):
+        call_untimed()
     samples = []
     if device.startswith('cuda'):
         torch.cuda.synchronize()
-        for _ in range(iters):
+    for _ in range(iters):
+        if device.startswith('cuda'):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             fn()
             end.record()
             end.synchronize()
             samples.append(start.elapsed_time(end))
-    else:
-        for _ in range(iters):
-            start = time.perf_counter()
+        else:
+            start_s = time.perf_counter()
             fn()
-            samples.append((time.perf_counter() - start) * 1e3)
+            samples.append((time.perf_counter() - start_s) * 1e3)
+        if after_each:
+            after_each()
     return samples
 
 
