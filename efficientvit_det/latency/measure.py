@@ -90,20 +90,34 @@ def as_numpy(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def max_relative_error(reference: List[object], outputs: List[object]) -> float:
-    """Largest |difference| over the largest |reference| value, across outputs;
-    infinity when the outputs differ in number or shape or are not finite (fp16
-    overflow)."""
+def output_errors(reference: List[object], outputs: List[object]) -> List[Dict[str, object]]:
+    """Per output: max |difference| (``abs_err``) and that over the largest
+    |reference| value (``rel_err``), or ``error`` saying why they cannot be
+    compared (count, shape, inf/NaN as after an fp16 overflow)."""
     if len(reference) != len(outputs):
-        return float('inf')
-    worst = 0.0
-    for expected, got in zip(reference, outputs):
+        return [dict(output=None, error=f'{len(outputs)} outputs vs {len(reference)}')]
+    reports = []
+    for i, (expected, got) in enumerate(zip(reference, outputs)):
         expected, got = as_numpy(expected), as_numpy(got)
-        if expected.shape != got.shape or not np.isfinite(got).all():
-            return float('inf')
-        scale = max(float(np.abs(expected).max(initial=0.0)), 1e-12)
-        worst = max(worst, float(np.abs(expected - got).max(initial=0.0)) / scale)
-    return worst
+        if expected.shape != got.shape:
+            reports.append(dict(output=i, error=f'shape {list(got.shape)} vs '
+                                                f'{list(expected.shape)}'))
+        elif not np.isfinite(got).all():
+            reports.append(dict(output=i, error='inf/NaN values'))
+        else:
+            abs_err = float(np.abs(expected - got).max(initial=0.0))
+            scale = max(float(np.abs(expected).max(initial=0.0)), 1e-12)
+            reports.append(dict(output=i, abs_err=abs_err, rel_err=abs_err / scale))
+    return reports
+
+
+def max_relative_error(reference: List[object], outputs: List[object]) -> float:
+    """The worst ``rel_err`` of :func:`output_errors`; infinity when any output
+    cannot be compared."""
+    reports = output_errors(reference, outputs)
+    if any('error' in r for r in reports):
+        return float('inf')
+    return max((r['rel_err'] for r in reports), default=0.0)
 
 
 def machine_info(device: str = 'cpu') -> Dict[str, object]:

@@ -1,10 +1,9 @@
 """ONNX export of backbones (and whole models where mmdet allows) with validation."""
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
 
-from .measure import flatten_outputs
+from .measure import flatten_outputs, output_errors
 
 
 class ExportUnsupported(RuntimeError):
@@ -56,17 +55,9 @@ def compare_with_onnxruntime(model: torch.nn.Module, path: str,
     for x in inputs:
         with torch.no_grad():
             expected = wrapped(x)
-        got = session.run(None, {name: x.numpy()})
-        for i, (e, g) in enumerate(zip(expected, got)):
-            e = e.numpy()
-            if e.shape != g.shape:
-                reports.append(dict(shape=list(x.shape), output=i, ok=False,
-                                    error=f'shape {list(g.shape)} vs torch {list(e.shape)}'))
-                continue
-            abs_err = float(np.abs(e - g).max())
-            rel_err = abs_err / max(float(np.abs(e).max()), 1e-12)
-            reports.append(dict(shape=list(x.shape), output=i, abs_err=abs_err,
-                                rel_err=rel_err, ok=rel_err < 1e-4))
+        for report in output_errors(list(expected), session.run(None, {name: x.numpy()})):
+            reports.append(dict(report, shape=list(x.shape),
+                                ok='error' not in report and report['rel_err'] < 1e-4))
     return reports
 
 
