@@ -234,6 +234,22 @@ def test_trtexec_parser():
         parse_trtexec('[I] Building engine...\n')
 
 
+@pytest.mark.parametrize('log', [TRTEXEC_LOG, OLD_FORMAT], ids=['trt10', 'trt8'])
+def test_jetson_parser_tool_prints_the_table_and_writes_the_schema(log, tmp_path):
+    """What trtexec does not report (memory; p90 in older versions) shows as a dash."""
+    (tmp_path / 'run.log').write_text(log)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools', 'jetson', 'parse_trtexec.py'),
+         str(tmp_path / 'run.log'), '--target', 'shvit_s4', '--out', str(tmp_path / 'j')],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    row_line = next(line for line in result.stdout.splitlines() if line.startswith('shvit_s4'))
+    assert 'tensorrt' in row_line and row_line.rstrip().endswith('—')
+    assert 'nvpmodel -m 0' in result.stdout
+    document = json.load(open(tmp_path / 'j.json'))
+    assert document['schema'] == engine.SCHEMA and document['results'][0]['peak_mem_mb'] is None
+
+
 def test_trtexec_command_is_pinned():
     command = build_command('m.onnx', 'm.engine', 1, 512, 512)
     assert '--shapes=input:1x3x512x512' in command

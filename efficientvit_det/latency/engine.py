@@ -267,14 +267,22 @@ HEADER = (f"{'target':<22} {'shape':>9} {'b':>3} {'mode':<13} {'prec':<4} {'medi
           f"{'p90':>8} {'p99':>8} {'img/s':>8} {'mem MB':>7}")
 
 
+def _number(value, width: int, digits: int) -> str:
+    """A right-aligned number, or a dash for a figure the source does not give
+    (trtexec reports no memory, older trtexec no p90)."""
+    return f'{value:{width}.{digits}f}' if value is not None else f'{"—":>{width}}'
+
+
 def format_row(row) -> str:
     shape = f"{row['height']}x{row['width']}"
+    head = (f"{row['target']:<22} {shape:>9} {row['batch']:>3} {row['mode']:<13} "
+            f"{row['precision']:<4} ")
     if row['status'] == 'skipped':
-        return (f"{row['target']:<22} {shape:>9} {row['batch']:>3} {row['mode']:<13} "
-                f"{row['precision']:<4} skipped: {row['reason']}")
-    return (f"{row['target']:<22} {shape:>9} {row['batch']:>3} {row['mode']:<13} "
-            f"{row['precision']:<4} {row['median_ms']:8.2f} {row['p90_ms']:8.2f} "
-            f"{row['p99_ms']:8.2f} {row['throughput_img_s']:8.1f} {row['peak_mem_mb']:7.0f}"
+        return head + f"skipped: {row['reason']}"
+    return (head + ' '.join([_number(row['median_ms'], 8, 2), _number(row['p90_ms'], 8, 2),
+                             _number(row['p99_ms'], 8, 2),
+                             _number(row['throughput_img_s'], 8, 1),
+                             _number(row['peak_mem_mb'], 7, 0)])
             + (f"  MISMATCH: {row['reason']}" if row['status'] == 'mismatch' else ''))
 
 

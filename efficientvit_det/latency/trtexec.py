@@ -4,6 +4,8 @@ import re
 import shlex
 from typing import Dict, List, Optional
 
+from .engine import ROW_FIELDS
+
 #: Flags every published Jetson/TensorRT number uses: fp16, one fixed shape, CUDA
 #: graph launch, spin-wait synchronisation, a separate profiling pass (per-layer
 #: profiling would distort the timings), no host<->device copies in the timed loop.
@@ -58,20 +60,19 @@ def parse_trtexec(text: str) -> Dict[str, object]:
 
 def to_row(summary: Dict[str, object], target: str, batch: int, height: int, width: int,
            device: Optional[str] = None) -> Dict[str, object]:
-    """One row of the ``efficientvit_det.latency/1`` schema."""
+    """One row of the ``efficientvit_det.latency/1`` schema; what trtexec does not
+    measure (memory, FLOPs, the output check) stays None."""
     gpu = summary['gpu_compute']
-    command = summary.get('command')
-    return dict(target=target, kind='backbone', mode='tensorrt', precision='fp16',
-                device=device or summary.get('device_name', 'jetson'), batch=batch,
-                height=height, width=width, threads=None, status='ok',
-                median_ms=gpu.get('median_ms'), p90_ms=gpu.get('p90_ms'),
-                p99_ms=gpu.get('p99_ms'), mean_ms=gpu.get('mean_ms'), runs=None,
-                throughput_img_s=round(summary['throughput_qps'] * batch, 2),
-                end_to_end_median_ms=summary.get('end_to_end', {}).get('median_ms'),
-                tensorrt=summary.get('tensorrt'),
-                trtexec_command=command if command else None,
-                peak_mem_mb=None, params_m=None, gmacs=None, gflops_per_s=None,
-                matmul_fraction=None, max_rel_err=None, reason=None)
+    row = dict.fromkeys(ROW_FIELDS)
+    row.update(target=target, kind='backbone', mode='tensorrt', precision='fp16',
+               device=device or summary.get('device_name', 'jetson'), batch=batch,
+               height=height, width=width, status='ok',
+               median_ms=gpu.get('median_ms'), p90_ms=gpu.get('p90_ms'),
+               p99_ms=gpu.get('p99_ms'), mean_ms=gpu.get('mean_ms'),
+               throughput_img_s=round(summary['throughput_qps'] * batch, 2),
+               end_to_end_median_ms=summary.get('end_to_end', {}).get('median_ms'),
+               tensorrt=summary.get('tensorrt'), trtexec_command=summary.get('command'))
+    return row
 
 
 def quote(command: List[str]) -> str:

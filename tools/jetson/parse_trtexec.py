@@ -3,8 +3,8 @@
     python tools/jetson/parse_trtexec.py LOG --target shvit_s4 --shape 512x512 --batch 1
         [--device "Jetson AGX Orin"] [--out benchmarks/results/jetson_shvit_s4]
 
-Runs with the standard library + torch-free parts of efficientvit_det, so it works
-on the Jetson itself.
+Needs the efficientvit_det package (and so torch, as JetPack's PyTorch wheel
+provides) but no GPU work: run it on the Jetson right after trtexec.
 """
 import argparse
 
@@ -25,7 +25,7 @@ if __name__ == '__main__':
         summary = parse_trtexec(f.read())
     row = to_row(summary, args.target, args.batch, *args.shape, device=args.device)
     print(HEADER)
-    print(format_row(dict(row, peak_mem_mb=0)))
+    print(format_row(row))
     print(f"end-to-end median {row['end_to_end_median_ms']} ms; TensorRT {row['tensorrt']}")
     print(f"command: {row['trtexec_command']}")
     print(POWER_NOTES)
