@@ -94,7 +94,7 @@ def format_row(row):
     return ' '.join(f'{c:>{w}}' for c, w in zip(_cells(row), WIDTHS))
 
 
-def markdown(rows, info):
+def markdown(rows):
     lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
     lines += ['| ' + ' | '.join(_cells(row)).replace('| -', '| —') + ' |' for row in rows]
     return '\n'.join(lines)
@@ -114,14 +114,13 @@ def main():
     print(f'batch 1, {args.shape}x{args.shape}, {args.threads} threads, median of {args.iters}')
     print(HEADER)
     rows = run(args.backbones, args.shape, args.iters, args.rounds)
-    info = machine_info()
     result = dict(benchmark='backbone_cpu', command=' '.join([sys.executable] + sys.argv),
-                  time=time.strftime('%Y-%m-%d %H:%M:%S'), machine=info, rows=rows)
+                  time=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_info(), rows=rows)
     os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
     with open(os.path.splitext(args.out)[0] + '.md', 'w') as f:
-        f.write(markdown(rows, info) + '\n')
+        f.write(markdown(rows) + '\n')
     print(f'wrote {args.out} and {os.path.splitext(args.out)[0]}.md')
 
 

@@ -1,8 +1,11 @@
 """What ``tools/train.py`` and ``tools/test.py`` do, for mmdet and mmseg configs alike
 (the scope is read from the config's ``default_scope``)."""
 import argparse
+import json
+import logging
 import os
 import os.path as osp
+import sys
 import time
 from typing import Iterator, List, Optional, Tuple
 
@@ -56,8 +59,6 @@ DEEP_CHECK_BYTES = 100 * 2 ** 20
 
 def check_coco_annotations(ann_file: str, image_dir: str, split: str) -> None:
     """Catch what would otherwise crash deep inside mmdet / a dataloader worker."""
-    import json
-    import logging
     from mmengine.logging import print_log
     if osp.getsize(ann_file) > DEEP_CHECK_BYTES:
         print_log(f'{ann_file}: large file, annotation consistency check skipped',
@@ -148,7 +149,6 @@ def _common_args(parser: argparse.ArgumentParser):
 
 def _load_config(args):
     from mmengine.config import Config
-    import efficientvit_det  # noqa: F401  (registers our modules even without custom_imports)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = Config.fromfile(args.config)
@@ -267,7 +267,6 @@ def format_metrics(metrics: dict) -> str:
 
 def run(main) -> None:
     """Run a CLI entry point; a missing dataset ends with its message, not a traceback."""
-    import sys
     try:
         main()
     except (DatasetNotFoundError, DatasetError) as err:

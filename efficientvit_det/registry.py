@@ -12,6 +12,7 @@ usable where only torch is (the latency tool on a GPU machine without mmcv).
 """
 import functools
 import importlib
+import os
 from typing import List, Optional
 
 from .models import BACKBONES
@@ -157,7 +158,6 @@ def install_safe_checkpoint_loader() -> bool:
     register_allow_list()
 
     def load_from_local_allowlisted(filename, map_location):
-        import os
         return load_checkpoint_file(os.path.expanduser(filename), map_location)
 
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_allowlisted, force=True)

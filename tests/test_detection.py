@@ -37,7 +37,8 @@ def build_from_config(cfg):
 
 def load_config(name, **model_overrides):
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', name))
-    cfg.model.merge(model_overrides) if model_overrides else None
+    if model_overrides:
+        cfg.model.merge(model_overrides)
     return cfg
 
 

@@ -5,6 +5,7 @@ Backbone targets need torch only; ``--config`` targets need the OpenMMLab stack.
 import argparse
 import csv
 import gc
+import importlib
 import json
 import math
 import os
@@ -46,8 +47,6 @@ def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
         return backbone, 'backbone', build_backbone(backbone).eval()
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
-    import importlib
-    import efficientvit_det  # noqa: F401  (registers our modules)
     cfg = Config.fromfile(config)
     scope = cfg.get('default_scope', 'mmdet')
     registry = importlib.import_module(f'{scope}.registry').MODELS
@@ -60,7 +59,9 @@ def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
         model_cfg = cfg.model
         model_cfg.backbone.pop('init_cfg', None)
         model = registry.build(model_cfg).eval()
-    return name, 'whole', _WholeModel(model, with_detection_metainfo=scope == 'mmdet')
+    sample_type = importlib.import_module('mmdet.structures').DetDataSample \
+        if scope == 'mmdet' else None
+    return name, 'whole', _WholeModel(model, sample_type)
 
 
 class _WholeModel(torch.nn.Module):
@@ -71,19 +72,18 @@ class _WholeModel(torch.nn.Module):
     saying the input is the unscaled, unpadded image.
     """
 
-    def __init__(self, model, with_detection_metainfo: bool = False):
+    def __init__(self, model, sample_type=None):
         super().__init__()
         self.model = model
-        self.with_detection_metainfo = with_detection_metainfo
+        self.sample_type = sample_type  # mmdet's DetDataSample for detectors
 
     def _data_samples(self, x):
-        if not self.with_detection_metainfo:
+        if self.sample_type is None:
             return None
-        from mmdet.structures import DetDataSample
         shape = tuple(x.shape[-2:])
         meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
                     batch_input_shape=shape, scale_factor=(1.0, 1.0))
-        return [DetDataSample(metainfo=meta) for _ in range(x.shape[0])]
+        return [self.sample_type(metainfo=meta) for _ in range(x.shape[0])]
 
     def forward(self, x):
         return self.model(x, self._data_samples(x), mode='tensor')

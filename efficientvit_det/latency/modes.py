@@ -16,6 +16,8 @@ from typing import Callable, Dict
 import numpy as np
 import torch
 
+from .onnx_export import ExportUnsupported, export_onnx
+
 
 class ModeUnavailable(RuntimeError):
     pass
@@ -48,7 +50,6 @@ def _deployable(model):
 
 def _export_for_runtime(model, example, path):
     """ONNX of the deployable model, exported on the CPU whatever device it sits on."""
-    from .onnx_export import ExportUnsupported, export_onnx
     try:
         return export_onnx(_deployable(model).cpu(), example.cpu(), path)
     except ExportUnsupported as err:
