@@ -1,13 +1,5 @@
-# RepViT-M1.1 (an efficient CNN baseline) through timm, in the same
-# Mask R-CNN recipe. Strides 4-32, so mmdet's stock FPN is right here.
-_base_ = './_base_/mask_rcnn_1x.py'
-# True: timm's ImageNet-1k weights from the hub; a path: a local timm checkpoint;
-# False trains the backbone from scratch, with a logged warning.
-PRETRAINED = True
+# RepViT-M1.1 (an efficient CNN baseline) through timm: the FastViT-SA12 config
+# with the backbone swapped (same stage widths 64/128/256/512, strides 4-32).
+_base_ = './mask_rcnn_fastvit_sa12.py'
 
-model = dict(
-    data_preprocessor=dict(pad_size_divisor=32),
-    backbone=dict(_delete_=True, type='TimmBackbone', model_name='repvit_m1_1',
-                  out_indices=(0, 1, 2, 3), norm_eval=True, pretrained=PRETRAINED),
-    neck=dict(_delete_=True, type='FPN', in_channels=[64, 128, 256, 512], out_channels=256,
-              num_outs=5))
+model = dict(backbone=dict(model_name='repvit_m1_1'))

@@ -229,3 +229,26 @@ def test_timm_backbone_freezes_and_reports_strides():
     assert all(not m.training for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with pytest.raises(KeyError, match='timm has no model'):
         TimmBackbone('not_a_model')
+
+
+def test_readme_backbone_swap_builds_and_runs(tmp_path):
+    """The 'Swap a backbone' snippet in README, verbatim, next to the real configs."""
+    readme = open(os.path.join(ROOT, 'README.md')).read()
+    section = readme[readme.index('### Swap a backbone'):]
+    start = section.index('```python\n') + len('```python\n')
+    snippet = section[start:section.index('\n```', start)]
+    path = os.path.join(ROOT, 'configs', f'_readme_swap_{os.getpid()}.py')
+    with open(path, 'w') as f:
+        f.write(snippet + '\n')
+    try:
+        cfg = Config.fromfile(path)
+    finally:
+        os.remove(path)
+    backbone = cfg.model.backbone
+    assert (backbone.type, backbone.arch) == ('EfficientViT', 'm4')
+    assert backbone.init_cfg.checkpoint == 'release:efficientvit_m4'
+    model = build_from_config(cfg).eval()
+    with torch.no_grad():
+        levels = model.extract_feat(torch.randn(1, 3, 128, 128))
+    assert [f.shape[-1] for f in levels] == [32, 16, 8, 4, 2]
+    assert all(f.shape[1] == 256 for f in levels)
