@@ -32,6 +32,12 @@ def test_json_and_csv_schema(tmp_path, capsys):
         assert row['throughput_img_s'] == pytest.approx(row['batch'] * 1e3 / row['median_ms'],
                                                         rel=1e-2)
     assert sum(r['best'] for r in document['results']) == 4  # one per target/shape/batch
+    roofs = document['matmul_gflops_by_precision']
+    assert set(roofs) == {'fp32'} and roofs['fp32'] == document['matmul_gflops'] > 0
+    for row in document['results']:  # each row against the roof of its own precision
+        assert row['matmul_fraction'] == pytest.approx(
+            row['gflops_per_s'] / roofs[row['precision']], abs=2e-3)
+        assert row['max_rel_err'] < 1e-4  # fused / channels_last compute eager's features
     csv_lines = open(out + '.csv').read().splitlines()
     assert csv_lines[0].startswith('target,kind,mode') and len(csv_lines) == 13
     printed = capsys.readouterr().out
