@@ -345,3 +345,20 @@ def test_cpu_peak_memory_is_per_row():
     del big
     engine._reset_peak_memory('cpu')
     assert engine._peak_memory_mb('cpu') < with_big - 200
+
+
+def test_conv_throughput_benchmark_accounts_for_the_convolutions(tmp_path):
+    """benchmarks/conv_throughput.py: its per-layer MACs add up to the network's
+    convolution MACs (torch's FLOP counter), split into 1x1 and the rest."""
+    sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+    import conv_throughput
+    from efficientvit_det.latency import count_flops
+    pointwise, other, roof = conv_throughput.main(
+        ['--backbone', 'shvit_s1', '--shape', '128', '--iters', '1', '--threads', '1',
+         '--out', str(tmp_path / 'c.json')])
+    total = count_flops(build_backbone('shvit_s1').eval().fuse(), torch.randn(1, 3, 128, 128))
+    conv_gmacs = pointwise['gmacs'] + other['gmacs']
+    assert 0.8 * total / 1e9 < conv_gmacs <= total / 1e9 * 1.001  # attention matmuls are the rest
+    assert pointwise['layers'] > other['layers'] > 0 and roof > 0
+    assert len(json.load(open(tmp_path / 'c.json'))['layers']) == \
+        pointwise['layers'] + other['layers']
