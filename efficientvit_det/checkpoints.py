@@ -10,6 +10,11 @@ Layouts a user brings, all converted to ours (``patch_embed.convN``,
 * any of them wrapped by mmdet/mmseg (``state_dict`` + ``backbone.`` prefix),
   by the releases (``model``) or by ``module.`` (DataParallel).
 
+Whole detectors come in two layouts: ours (what mmengine saves for our
+configs) and the papers' COCO releases (mmdet 2.x, ``official`` layout: the
+backbone in the release layout under ``backbone.``, the neck as
+``EfficientViTFPN``, the heads under mmdet's names, which 3.x kept).
+
 Loading is strict: a classification head is dropped, attention-bias tables are
 resized to the model's window, and anything else missing or unexpected raises
 :class:`CheckpointMismatchError` naming the keys, so a wrong variant never
@@ -26,13 +31,20 @@ import torch.nn.functional as F
 
 CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'efficientvit_det', 'checkpoints')
 
-#: ImageNet-1k releases of the papers (official layout).
+_SHVIT_RELEASES = 'https://github.com/ysj9909/SHViT/releases/download/v1.0/'
+_EFFICIENTVIT_RELEASES = ('https://github.com/xinyuliu-jeffrey/EfficientViT_Model_Zoo/'
+                          'releases/download/v1.0/')
+#: The papers' releases (official layout): ImageNet-1k backbones under their
+#: variant names, the COCO detectors (1x schedule) under their file names.
 RELEASE_URLS = {
-    **{f'shvit_{v}': f'https://github.com/ysj9909/SHViT/releases/download/v1.0/shvit_{v}.pth'
-       for v in ('s1', 's2', 's3', 's4')},
-    **{f'efficientvit_{v}': ('https://github.com/xinyuliu-jeffrey/EfficientVit_Model_Zoo/'
-                             f'releases/download/v1.0/efficientvit_{v}.pth')
+    **{f'shvit_{v}': f'{_SHVIT_RELEASES}shvit_{v}.pth' for v in ('s1', 's2', 's3', 's4')},
+    **{f'efficientvit_{v}': f'{_EFFICIENTVIT_RELEASES}efficientvit_{v}.pth'
        for v in ('m0', 'm1', 'm2', 'm3', 'm4', 'm5')},
+    **{name: f'{_SHVIT_RELEASES}{name}.pth'
+       for name in ('maskrcnn_shvit_s4_1x_coco', 'retinanet_shvit_s4_1x_coco')},
+    **{name: f'{_EFFICIENTVIT_RELEASES}{name}.pth'
+       for name in ('mask_rcnn_efficientvit_m4_fpn_1x_coco',
+                    'retinanet_efficientvit_m4_fpn_1x_coco')},
 }
 #: The same weights on the Hugging Face hub, in timm's layout.
 HUB_IDS = {
@@ -44,6 +56,10 @@ HUB_IDS = {
 
 class CheckpointMismatchError(RuntimeError):
     """The checkpoint does not fit the model (wrong variant, wrong family)."""
+
+
+class CheckpointDownloadError(RuntimeError):
+    """A released checkpoint could not be downloaded (no network, moved file)."""
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -101,11 +117,49 @@ def register_allow_list() -> None:
     torch.serialization.add_safe_globals(allowed_checkpoint_globals())
 
 
+class InertObject:
+    """Stands in for a pickled object whose class is outside the allow-list.
+
+    Published files often pickle more than tensors (an ``argparse.Namespace``
+    under ``args``, training-framework objects in ``meta``). Such an object is
+    rebuilt from its state (``__new__`` + ``__setstate__``: data only, no code
+    of its class runs) so the tensors around it can be read. A pickle that asks
+    to *call* the class or function (a ``REDUCE``: how code-running payloads
+    work) reaches ``__init__``, which refuses.
+    """
+
+    pickled_name = '?'
+    refused_calls: List[str] = []
+
+    def __init__(self, *args, **kwargs):
+        self.refused_calls.append(self.pickled_name)
+        raise pickle.UnpicklingError(f'refused to call {self.pickled_name}(...)')
+
+    def __setstate__(self, state):
+        self.pickled_state = state
+
+    def __repr__(self):
+        return f'<inert {self.pickled_name}>'
+
+
+def _inert_classes(names: List[str], refused_calls: List[str]) -> List[tuple]:
+    """One :class:`InertObject` subclass per pickled global name, for torch's allow-list."""
+    return [(type(name.rsplit('.', 1)[-1], (InertObject,),
+                  dict(pickled_name=name, refused_calls=refused_calls)), name)
+            for name in names]
+
+
+def _refused_culprit(err: Exception) -> str:
+    match = re.search(r'GLOBAL ([\w.]+(\([^)]*\))?)', str(err))
+    return match.group(1) if match else str(err).strip().splitlines()[0]
+
+
 def load_checkpoint_file(path: str, map_location='cpu'):
     """``torch.load`` with ``weights_only=True`` plus the runner allow-list.
 
-    A pickled object outside the allow-list raises :class:`UnsafeCheckpointError`
-    naming it; the unpickler stops before constructing (let alone calling) it.
+    Objects of other classes are kept as inert placeholders (logged once);
+    a pickle that would call anything outside the allow-list raises
+    :class:`UnsafeCheckpointError` naming it. Nothing from the file is executed.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Checkpoint not found: {path}')
@@ -116,21 +170,40 @@ def load_checkpoint_file(path: str, map_location='cpu'):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        match = re.search(r'GLOBAL ([\w.]+(\([^)]*\))?)', str(err))
-        culprit = match.group(1) if match else str(err).splitlines()[0]
-        raise UnsafeCheckpointError(
-            f'Refusing to load {path}: it pickles {culprit!r}, which is not a tensor '
-            f'or one of the allowed checkpoint classes. The object was not executed. '
-            f'Only load it with weights_only=False if you trust where it came from.'
-        ) from None
+        first_error = err
+    try:
+        unknown = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except (ValueError, RuntimeError):  # not a zip checkpoint: nothing more to try
+        unknown = []
+    refused_calls: List[str] = []
+    if unknown:
+        try:
+            with torch.serialization.safe_globals(_inert_classes(unknown, refused_calls)):
+                checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            first_error = err
+        else:
+            from .models.base import log_message
+            log_message(f'{path}: ignored pickled objects of {", ".join(unknown)} '
+                        '(not weights; read as inert placeholders, none of their code run)')
+            return checkpoint
+    if refused_calls:
+        problem = f'it asks the unpickler to call {refused_calls[0]}(...), which would run code'
+    else:
+        problem = (f'it pickles {_refused_culprit(first_error)!r}, which is not a tensor or '
+                   'one of the allowed checkpoint classes')
+    raise UnsafeCheckpointError(
+        f'Refusing to load {path}: {problem}. Nothing was executed. Only load it with '
+        'weights_only=False if you trust where it came from.') from None
 
 
 def fetch_checkpoint(spec: str) -> str:
     """Resolve a checkpoint spec to a local file.
 
     ``spec`` is a path, an ``http(s)://`` URL (downloaded once into
-    ``CACHE_DIR``), a Hugging Face hub id ``hf-hub:ORG/NAME`` or a known backbone
-    name with ``release:`` / ``hub:`` (e.g. ``release:shvit_s4``).
+    ``CACHE_DIR``), a Hugging Face hub id ``hf-hub:ORG/NAME``, a released
+    backbone or detector with ``release:`` (``release:shvit_s4``,
+    ``release:maskrcnn_shvit_s4_1x_coco``) or a backbone on the hub with ``hub:``.
     """
     if spec.startswith('release:'):
         name = spec[len('release:'):]
@@ -154,6 +227,10 @@ def fetch_checkpoint(spec: str) -> str:
             try:
                 torch.hub.download_url_to_file(spec, partial.name, progress=True)
                 os.replace(partial.name, target)
+            except OSError as err:  # URLError, HTTPError, timeouts
+                raise CheckpointDownloadError(
+                    f'Could not download {spec} ({err}). Download it by hand and put it at '
+                    f'{target}, or give the local path instead.') from None
             finally:
                 if os.path.exists(partial.name):
                     os.remove(partial.name)
@@ -169,8 +246,8 @@ _TIMM_DOWNSAMPLE = re.compile(r'^stages\.(\d)\.downsample\.(\d)\.')
 _DOWNSAMPLE_PARTS = ['res1.0', 'res1.1', 'patchmerge', 'res2.0', 'res2.1']
 
 
-def unwrap_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
-    """The backbone tensors of a release / timm / mmengine checkpoint."""
+def model_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
+    """All tensors of a release / timm / mmengine checkpoint (``module.`` stripped)."""
     if isinstance(checkpoint, dict):
         for key in ('state_dict', 'model', 'state_dict_ema'):
             if key in checkpoint and isinstance(checkpoint[key], dict):
@@ -180,8 +257,13 @@ def unwrap_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
             isinstance(v, torch.Tensor) for v in checkpoint.values()):
         raise CheckpointMismatchError('Checkpoint holds no state dict of tensors (looked under '
                                       '"state_dict", "model" and the top level)')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in checkpoint.items()}
+    return {k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in checkpoint.items()}
+
+
+def unwrap_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
+    """The backbone tensors of a release / timm / mmengine checkpoint."""
+    state = model_state_dict(checkpoint)
     if any(k.startswith('backbone.') for k in state):  # a whole detector / segmentor
         state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
     return state
@@ -232,18 +314,93 @@ def resize_attention_biases(table: torch.Tensor, window: int) -> torch.Tensor:
     return grid.view(heads, window * window).to(table.dtype)
 
 
+# The papers' detector neck (mmdet 2.x "EfficientViTFPN", every conv a ConvModule
+# under ``.conv.``): ``lateral_convs.i`` -> ours; ``extra_trans_convs.i`` (the
+# transposed convs, finer and finer) -> ``trans_convs.i``; ``extra_fpn_convs.i``
+# (outputs of the transposed levels, FINEST first) -> ``fpn_convs.i``;
+# ``fpn_convs.i`` (outputs of the backbone levels) -> ``fpn_convs.{i + transposed}``,
+# and past the backbone levels (RetinaNet's stride-2 conv on the last input)
+# -> ``extra_convs.{i - levels}``.
+_OFFICIAL_NECK = re.compile(r'^neck\.(lateral_convs|fpn_convs|extra_trans_convs|extra_fpn_convs)'
+                            r'\.(\d+)\.conv\.')
+
+
+def detect_detector_layout(state: Dict[str, torch.Tensor]) -> str:
+    """'official' for the papers' COCO releases, else 'efficientvit_det' (ours, or
+    any other mmdet/mmseg model, which needs no conversion)."""
+    if any(k.startswith(('backbone.blocks1.', 'neck.extra_trans_convs.')) for k in state):
+        return 'official'
+    return 'efficientvit_det'
+
+
+def convert_detector_state_dict(state: Dict[str, torch.Tensor]
+                                ) -> Tuple[Dict[str, torch.Tensor], str]:
+    """A whole detector / segmentor state dict in our layout, and the layout found."""
+    layout = detect_detector_layout(state)
+    if layout != 'official':
+        return dict(state), layout
+    backbone, _ = convert_state_dict(
+        {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')})
+    converted = {f'backbone.{k}': v for k, v in backbone.items()}
+    levels = {int(m.group(2)) for m in map(_OFFICIAL_NECK.match, state)
+              if m and m.group(1) == 'lateral_convs'}
+    transposed = {int(m.group(2)) for m in map(_OFFICIAL_NECK.match, state)
+                  if m and m.group(1) == 'extra_trans_convs'}
+    for key, value in state.items():
+        if key.startswith('backbone.'):
+            continue
+        match = _OFFICIAL_NECK.match(key)
+        if match:
+            kind, index = match.group(1), int(match.group(2))
+            if kind == 'lateral_convs':
+                name = f'lateral_convs.{index}'
+            elif kind == 'extra_trans_convs':
+                name = f'trans_convs.{index}'
+            elif kind == 'extra_fpn_convs':
+                name = f'fpn_convs.{index}'
+            elif index < len(levels):
+                name = f'fpn_convs.{index + len(transposed)}'
+            else:
+                name = f'extra_convs.{index - len(levels)}'
+            key = f'neck.{name}.' + key[match.end():]
+        converted[key] = value
+    return converted, layout
+
+
+def convert_detector_checkpoint(checkpoint):
+    """The checkpoint with an official detector's ``state_dict`` converted to our
+    layout; anything else is returned as it is (what mmengine's loading gets)."""
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict):
+        state, layout = convert_detector_state_dict(checkpoint['state_dict'])
+        if layout == 'official':
+            return dict(checkpoint, state_dict=state)
+    return checkpoint
+
+
+def _model_name(model: torch.nn.Module) -> str:
+    def named(module):
+        return f'{type(module).__name__}({getattr(module, "arch_name", "")!r})'
+    backbone = getattr(model, 'backbone', None)
+    if isinstance(backbone, torch.nn.Module):
+        return f'{type(model).__name__} with backbone {named(backbone)}'
+    return named(model)
+
+
 def _describe(keys: List[str], limit: int = 8) -> str:
     shown = ', '.join(keys[:limit])
     return f'{len(keys)} [{shown}{", ..." if len(keys) > limit else ""}]'
 
 
 def adapt_to_model(model: torch.nn.Module, state: Dict[str, torch.Tensor], layout: str,
-                   source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
-    """Resize bias tables for the model's windows and check the fit strictly."""
+                   source: str = 'checkpoint', resize_biases: bool = True
+                   ) -> Dict[str, torch.Tensor]:
+    """Resize bias tables for the model's windows (when allowed) and check the fit
+    strictly. A trained detector is not resized: its numbers hold only with the
+    windows it was trained with."""
     target = model.state_dict()
     state = dict(state)
     for key, value in state.items():
-        if (key.endswith('attention_biases') and key in target
+        if (resize_biases and key.endswith('attention_biases') and key in target
                 and value.shape != target[key].shape and value.shape[0] == target[key].shape[0]):
             side = int(round(target[key].shape[1] ** 0.5))
             state[key] = resize_attention_biases(value, side)
@@ -252,15 +409,24 @@ def adapt_to_model(model: torch.nn.Module, state: Dict[str, torch.Tensor], layou
     mismatched = sorted(f'{k} {tuple(state[k].shape)} vs model {tuple(target[k].shape)}'
                         for k in target if k in state and state[k].shape != target[k].shape)
     if missing or unexpected or mismatched:
-        model_name = f'{type(model).__name__}({getattr(model, "arch_name", "")!r})'
-        parts = [f'{source} ({layout} layout) does not fit {model_name}:']
+        parts = [f'{source} ({layout} layout) does not fit {_model_name(model)}:']
         if missing:
             parts.append(f'missing keys: {_describe(missing)}')
         if unexpected:
             parts.append(f'unexpected keys: {_describe(unexpected)}')
         if mismatched:
             parts.append(f'shape mismatches: {_describe(mismatched, 4)}')
-        parts.append('Is it the checkpoint of another variant?')
+        if any(k.endswith('attention_biases') and state[k].shape != target[k].shape
+               for k in target if k in state):
+            parts.append('Its attention-bias tables are for other window sizes: build the '
+                         'backbone with the windows it was trained with (the papers\' '
+                         'EfficientViT detectors: window_size=(7, 7, 4)).')
+        if (hasattr(model, 'backbone') and not any(k.startswith('backbone.') for k in state)
+                and any(k.startswith('backbone.') for k in target)):
+            parts.append('It looks like a backbone-only checkpoint: give it to the backbone '
+                         "(model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...)).")
+        else:
+            parts.append('Is it the checkpoint of another variant?')
         raise CheckpointMismatchError('\n  '.join(parts))
     return state
 
@@ -272,5 +438,15 @@ def load_backbone_checkpoint(model: torch.nn.Module, spec: str) -> str:
     path = fetch_checkpoint(spec)
     state, layout = convert_state_dict(unwrap_state_dict(load_checkpoint_file(path)))
     state = adapt_to_model(model, state, layout, source=path)
+    model.load_state_dict(state, strict=True)
+    return layout
+
+
+def load_model_checkpoint(model: torch.nn.Module, spec: str) -> str:
+    """Load a whole detector / segmentor checkpoint (ours or the papers' official
+    releases) strictly; returns the layout found."""
+    path = fetch_checkpoint(spec)
+    state, layout = convert_detector_state_dict(model_state_dict(load_checkpoint_file(path)))
+    state = adapt_to_model(model, state, layout, source=path, resize_biases=False)
     model.load_state_dict(state, strict=True)
     return layout

@@ -200,9 +200,17 @@ def train_main(argv: Optional[List[str]] = None):
                         help='resume from CKPT, or from the latest checkpoint in the work '
                         'dir when no CKPT is given')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the config's lr linearly from auto_scale_lr.base_batch_size "
+                        'to the actual total batch (GPUs x batch per GPU); off by default, '
+                        "as in mmdet's tools")
     _common_args(parser)
     args = parser.parse_args(argv)
     cfg = _load_config(args)
+    if args.auto_scale_lr:
+        if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+            parser.error(f'{args.config} sets no auto_scale_lr.base_batch_size to scale from')
+        cfg.auto_scale_lr.enable = True
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -229,7 +237,7 @@ def test_main(argv: Optional[List[str]] = None):
     _common_args(parser)
     args = parser.parse_args(argv)
     cfg = _load_config(args)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded below, strictly, in either layout
     scope = cfg.get('default_scope', 'mmdet')
     if args.show_dir:
         hook = cfg.default_hooks.visualization
@@ -251,9 +259,22 @@ def test_main(argv: Optional[List[str]] = None):
             cfg.test_evaluator.update(output_dir=args.out, keep_results=True)
     check_dataset_paths(cfg, ('test',))
     runner = _build_runner(cfg)
+    load_into_runner(runner, args.checkpoint)
     metrics = runner.test()
     print(format_metrics(metrics))
     return metrics
+
+
+def load_into_runner(runner, spec: str) -> None:
+    """Load a whole-model checkpoint (ours, or a paper's official COCO release,
+    converted) strictly: a checkpoint that does not fit stops the tool, naming keys."""
+    from mmengine.logging import print_log
+    from mmengine.model import is_model_wrapper
+
+    from .checkpoints import load_model_checkpoint
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    layout = load_model_checkpoint(model, spec)
+    print_log(f'Loaded {spec} ({layout} layout)', logger='current')
 
 
 def format_metrics(metrics: dict) -> str:
@@ -266,8 +287,12 @@ def format_metrics(metrics: dict) -> str:
 
 
 def run(main) -> None:
-    """Run a CLI entry point; a missing dataset ends with its message, not a traceback."""
+    """Run a CLI entry point; a missing dataset or a checkpoint that cannot be
+    used ends with its message, not a traceback."""
+    from .checkpoints import (CheckpointDownloadError, CheckpointMismatchError,
+                              UnsafeCheckpointError)
     try:
         main()
-    except (DatasetNotFoundError, DatasetError) as err:
+    except (DatasetNotFoundError, DatasetError, CheckpointMismatchError,
+            CheckpointDownloadError, UnsafeCheckpointError) as err:
         sys.exit(f'error: {err}')

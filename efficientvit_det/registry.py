@@ -113,6 +113,24 @@ def _checked(build_func):
     return build_and_check
 
 
+def build_model_from_config(cfg):
+    """``cfg.model`` (a config or its path) built in its scope's registry, without
+    fetching the backbone's pretrained weights (the caller brings the weights)."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    if isinstance(cfg, str):
+        cfg = Config.fromfile(cfg)
+    scope = cfg.get('default_scope', 'mmdet')
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone = dict(model_cfg.backbone)
+    model_cfg.backbone.pop('init_cfg', None)
+    if 'pretrained' in model_cfg.backbone:  # TimmBackbone
+        model_cfg.backbone['pretrained'] = False
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(model_cfg)
+
+
 # ----------------------------------------------------------------------------- registration
 
 def register_all() -> list:
@@ -143,22 +161,27 @@ def register_runtime() -> bool:
 
 
 def install_safe_checkpoint_loader() -> bool:
-    """Make runner checkpoints load under ``weights_only=True``.
+    """Make mmengine load checkpoints through the safe allow-list loader.
 
     The allow-list is registered with torch (so a plain ``torch.load`` works
-    too), and mmengine's local loading (``load_from``, ``--resume``) goes
-    through :func:`efficientvit_det.checkpoints.load_checkpoint_file`, which
-    names any refused object.
+    too), and mmengine's loading of local files and ``release:`` names
+    (``load_from``, ``--resume``, the inferencers) goes through
+    :func:`efficientvit_det.checkpoints.load_checkpoint_file`, which names any
+    refused object; the papers' official COCO detectors are converted to our
+    layout on the way.
     """
     try:
         from mmengine.runner.checkpoint import CheckpointLoader
     except ImportError:
         return False
-    from .checkpoints import load_checkpoint_file, register_allow_list
+    from .checkpoints import (convert_detector_checkpoint, fetch_checkpoint,
+                              load_checkpoint_file, register_allow_list)
     register_allow_list()
 
-    def load_from_local_allowlisted(filename, map_location):
-        return load_checkpoint_file(os.path.expanduser(filename), map_location)
+    def load_allowlisted(filename, map_location):
+        path = fetch_checkpoint(os.path.expanduser(filename))
+        return convert_detector_checkpoint(load_checkpoint_file(path, map_location))
 
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_allowlisted, force=True)
+    CheckpointLoader.register_scheme(prefixes=['', 'release:'], loader=load_allowlisted,
+                                     force=True)
     return True

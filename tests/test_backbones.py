@@ -230,7 +230,7 @@ def test_custom_arch_dict():
         SHViT(dict(embed_dims=(32, 48, 64), depths=(1, 1, 1)))
 
 
-# Parameter counts of DESIGN §2 (millions, rounded to 0.1 by the papers);
+# Parameter counts reported by the papers (millions, rounded to 0.1);
 # SHViT and EfficientViT count the 1000-class BN+Linear head, UniForm does not.
 PARAMS_WITH_HEAD = {'shvit_s1': 6.3, 'shvit_s2': 11.4, 'shvit_s3': 14.2, 'shvit_s4': 16.5,
                     'efficientvit_m0': 2.3, 'efficientvit_m1': 3.0, 'efficientvit_m2': 4.2,

@@ -19,7 +19,8 @@ model = dict(
     auxiliary_head=dict(in_channels=256, in_index=2, num_classes=150))
 
 # AdamW lr 6e-5, wd 0.01, linear warm-up 1500 iterations, poly decay (power 1.0)
-# over 160k iterations for a total batch of 16 (8 GPUs x 2)
+# over 160k iterations for a total batch of 16 (8 GPUs x 2), used as it is:
+# `tools/train.py --auto-scale-lr` scales it linearly to your GPUs x batch size
 train_dataloader = dict(batch_size=2)
 optim_wrapper = dict(
     _delete_=True, type='OptimWrapper',
@@ -30,7 +31,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', power=1.0, eta_min=0.0, begin=1500, end=160000, by_epoch=False),
 ]
-auto_scale_lr = dict(enable=True, base_batch_size=16)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 # checkpoints written atomically (a killed job never leaves a half-written file);
 # RNG states saved in checkpoints so --resume continues the same random stream

@@ -51,14 +51,13 @@ def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
     scope = cfg.get('default_scope', 'mmdet')
     registry = importlib.import_module(f'{scope}.registry').MODELS
     name = os.path.splitext(os.path.basename(config))[0]
-    with DefaultScope.overwrite_default_scope(scope):
-        if not whole:
-            backbone_cfg = dict(cfg.model.backbone)
-            backbone_cfg.pop('init_cfg', None)
+    if not whole:
+        backbone_cfg = dict(cfg.model.backbone)
+        backbone_cfg.pop('init_cfg', None)
+        with DefaultScope.overwrite_default_scope(scope):
             return f'{name}:backbone', 'backbone', registry.build(backbone_cfg).eval()
-        model_cfg = cfg.model
-        model_cfg.backbone.pop('init_cfg', None)
-        model = registry.build(model_cfg).eval()
+    from ..registry import build_model_from_config
+    model = build_model_from_config(cfg).eval()
     sample_type = importlib.import_module('mmdet.structures').DetDataSample \
         if scope == 'mmdet' else None
     return name, 'whole', _WholeModel(model, sample_type)

@@ -6,6 +6,10 @@ the detector trains but "does not learn anything". This neck adds 2x2
 stride-2 transposed convolutions above the finest (top-down merged) lateral to
 create the stride-8 and stride-4 levels, and optional stride-2 convs below the
 coarsest for stride 128 and beyond.
+
+It computes what the papers' COCO detectors call ``EfficientViTFPN``; their
+checkpoints load into it through ``efficientvit_det.checkpoints`` (the key map
+is there).
 """
 from typing import List, Sequence, Union
 
@@ -38,9 +42,10 @@ class TransposedFPN(BaseModule):
                  add_extra_convs: Union[bool, str] = False,
                  relu_before_extra_convs: bool = False,
                  in_strides: Sequence[int] = (16, 32, 64), init_cfg=None):
-        if init_cfg is None:
-            init_cfg = dict(type='Xavier', layer=['Conv2d', 'ConvTranspose2d'],
-                            distribution='uniform')
+        if init_cfg is None:  # the papers' detectors: their neck trained from this init
+            init_cfg = [dict(type='Xavier', layer='Conv2d', distribution='uniform'),
+                        dict(type='Kaiming', layer='ConvTranspose2d', mode='fan_out',
+                             nonlinearity='relu', distribution='normal')]
         super().__init__(init_cfg=init_cfg)
         if len(in_strides) != len(in_channels):
             raise ValueError(f'in_strides {tuple(in_strides)} must give one stride per input '
