@@ -439,6 +439,21 @@ def test_recipe_is_the_official_one(name):
         assert (neck.num_extra_trans_convs, neck.add_extra_convs) == (1, 'on_input')
 
 
+def test_pad_to_32_keeps_every_level_aligned():
+    """Padded to 32 (not 64), the stride-16 map is exact, so the transposed levels are
+    exactly image/4 and image/8; the stride-64 map rounds up (3 rows for 160 pixels)."""
+    from mmdet.testing import demo_mm_inputs
+    model = build('mask_rcnn_shvit_s1.py').eval()
+    packed = demo_mm_inputs(1, [[3, 150, 210]], num_items=[1])
+    data = model.data_preprocessor(packed, False)
+    height, width = data['inputs'].shape[-2:]
+    assert (height, width) == (160, 224) and height % 64  # a multiple of 32, not of 64
+    with torch.no_grad():
+        levels = model.extract_feat(data['inputs'])
+    sizes = [tuple(f.shape[-2:]) for f in levels]
+    assert sizes == [(40, 56), (20, 28), (10, 14), (5, 7), (3, 4)]
+
+
 def test_weight_decay_reaches_norms_but_not_attention_biases():
     from mmengine.optim import build_optim_wrapper
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'mask_rcnn_efficientvit_m4.py'))
