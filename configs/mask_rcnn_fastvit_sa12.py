@@ -6,7 +6,6 @@ _base_ = './_base_/mask_rcnn_1x.py'
 PRETRAINED = True
 
 model = dict(
-    data_preprocessor=dict(pad_size_divisor=32),
     backbone=dict(_delete_=True, type='TimmBackbone', model_name='fastvit_sa12',
                   out_indices=(0, 1, 2, 3), norm_eval=True, pretrained=PRETRAINED),
     neck=dict(_delete_=True, type='FPN', in_channels=[64, 128, 256, 512], out_channels=256,

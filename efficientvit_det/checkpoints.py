@@ -128,6 +128,8 @@ class InertObject:
     work) reaches ``__init__``, which refuses.
     """
 
+    # torch's unpickler tests placeholders with ``in allowed.values()``: they must
+    # never define __eq__, __hash__, __call__ or __getattr__.
     pickled_name = '?'
     refused_calls: List[str] = []
 
@@ -142,10 +144,15 @@ class InertObject:
         return f'<inert {self.pickled_name}>'
 
 
+def _printable(name: str) -> str:
+    """A pickled name as it may be printed (no control or escape characters)."""
+    return ascii(name)[1:-1]
+
+
 def _inert_classes(names: List[str], refused_calls: List[str]) -> List[tuple]:
     """One :class:`InertObject` subclass per pickled global name, for torch's allow-list."""
     return [(type(name.rsplit('.', 1)[-1], (InertObject,),
-                  dict(pickled_name=name, refused_calls=refused_calls)), name)
+                  dict(pickled_name=_printable(name), refused_calls=refused_calls)), name)
             for name in names]
 
 
@@ -173,8 +180,8 @@ def load_checkpoint_file(path: str, map_location='cpu'):
         first_error = err
     try:
         unknown = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    except (ValueError, RuntimeError):  # not a zip checkpoint: nothing more to try
-        unknown = []
+    except (ValueError, RuntimeError, EOFError, pickle.UnpicklingError):
+        unknown = []  # not a zip checkpoint, or opcodes torch never reads: refuse below
     refused_calls: List[str] = []
     if unknown:
         try:
@@ -184,13 +191,15 @@ def load_checkpoint_file(path: str, map_location='cpu'):
             first_error = err
         else:
             from .models.base import log_message
-            log_message(f'{path}: ignored pickled objects of {", ".join(unknown)} '
-                        '(not weights; read as inert placeholders, none of their code run)')
+            ignored = ', '.join(map(_printable, unknown))
+            log_message(f'{path}: ignored pickled objects of {ignored} (not weights; read as '
+                        'inert placeholders, none of their code run)')
             return checkpoint
     if refused_calls:
         problem = f'it asks the unpickler to call {refused_calls[0]}(...), which would run code'
     else:
-        problem = (f'it pickles {_refused_culprit(first_error)!r}, which is not a tensor or '
+        problem = (f'it pickles {_printable(_refused_culprit(first_error))!r}, which is not a '
+                   'tensor or '
                    'one of the allowed checkpoint classes')
     raise UnsafeCheckpointError(
         f'Refusing to load {path}: {problem}. Nothing was executed. Only load it with '
@@ -217,7 +226,14 @@ def fetch_checkpoint(spec: str) -> str:
         spec = 'hf-hub:' + HUB_IDS[name]
     if spec.startswith('hf-hub:'):
         from huggingface_hub import hf_hub_download
-        return hf_hub_download(spec[len('hf-hub:'):], 'model.safetensors')
+        repo = spec[len('hf-hub:'):]
+        try:
+            return hf_hub_download(repo, 'model.safetensors')
+        except OSError as err:  # offline, not cached, HTTP errors
+            raise CheckpointDownloadError(
+                f'Could not get model.safetensors of {repo} from the Hugging Face hub '
+                f'({type(err).__name__}). Download https://huggingface.co/{repo}/resolve/main/'
+                'model.safetensors by hand and give its local path instead.') from None
     if spec.startswith(('http://', 'https://')):
         os.makedirs(CACHE_DIR, exist_ok=True)
         target = os.path.join(CACHE_DIR, os.path.basename(spec.split('?')[0]))
@@ -367,12 +383,14 @@ def convert_detector_state_dict(state: Dict[str, torch.Tensor]
     return converted, layout
 
 
-def convert_detector_checkpoint(checkpoint):
+def convert_detector_checkpoint(checkpoint, source: str = 'checkpoint'):
     """The checkpoint with an official detector's ``state_dict`` converted to our
-    layout; anything else is returned as it is (what mmengine's loading gets)."""
+    layout (logged); anything else is returned as it is (what mmengine's loading gets)."""
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict):
-        state, layout = convert_detector_state_dict(checkpoint['state_dict'])
+        state, layout = convert_detector_state_dict(model_state_dict(checkpoint))
         if layout == 'official':
+            from .models.base import log_message
+            log_message(f'{source}: the papers\' official detector layout, converted to ours')
             return dict(checkpoint, state_dict=state)
     return checkpoint
 

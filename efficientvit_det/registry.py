@@ -180,7 +180,7 @@ def install_safe_checkpoint_loader() -> bool:
 
     def load_allowlisted(filename, map_location):
         path = fetch_checkpoint(os.path.expanduser(filename))
-        return convert_detector_checkpoint(load_checkpoint_file(path, map_location))
+        return convert_detector_checkpoint(load_checkpoint_file(path, map_location), path)
 
     CheckpointLoader.register_scheme(prefixes=['', 'release:'], loader=load_allowlisted,
                                      force=True)

@@ -8,6 +8,8 @@
   numbers (RoI sampling, augmentation) as an uninterrupted one;
 * ``RankConsistencyHook``: after distributed training, checks that every rank
   holds the same weights;
+* ``StrictLoadHook``: ``load_from`` / ``--resume`` checkpoints must fit the whole
+  model exactly (mmengine itself loads what matches and only warns);
 * ``LoadImageOrSkip``: image loading that names unreadable files, and in
   training logs and skips them instead of crashing a worker.
 """
@@ -25,6 +27,7 @@ from mmengine.dist import all_gather_object, get_rank, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -112,6 +115,24 @@ class RankConsistencyHook(Hook):
             raise RuntimeError(f'rank {get_rank()}: model weights differ across ranks')
 
 
+class StrictLoadHook(Hook):
+    """Stop when a ``load_from`` / ``--resume`` checkpoint does not fit the model.
+
+    mmengine loads the keys that match and logs a warning for the rest, so another
+    variant's checkpoint or a backbone-only file would train or evaluate a
+    half-random model. This runs on the loaded checkpoint before its weights go
+    into the model and raises ``CheckpointMismatchError`` naming the keys.
+    """
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        from .checkpoints import adapt_to_model, model_state_dict
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        source = runner._load_from or f'the latest checkpoint in {runner.work_dir}'
+        adapt_to_model(model, model_state_dict(checkpoint), 'efficientvit_det', source=source,
+                       resize_biases=False)
+
+
 class LoadImageOrSkip(LoadImageFromFile):
     """``LoadImageFromFile`` that names unreadable (missing / corrupt) images.
 
@@ -145,6 +166,6 @@ def register() -> None:
     from mmengine.fileio import register_backend
     from mmengine.registry import HOOKS, TRANSFORMS
     register_backend('atomic_local', AtomicLocalBackend, force=True)
-    for hook in (RNGStateHook, RankConsistencyHook):
+    for hook in (RNGStateHook, RankConsistencyHook, StrictLoadHook):
         HOOKS.register_module(module=hook, force=True)
     TRANSFORMS.register_module(module=LoadImageOrSkip, force=True)

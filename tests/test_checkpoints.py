@@ -103,6 +103,18 @@ def test_hub_checkpoint_from_local_cache(tmp_path, monkeypatch):
                        state['patch_embed.0.c.weight'])
 
 
+def test_hub_offline_names_the_file_to_fetch_by_hand(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub_constants
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setattr(hub_constants, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(hub_constants, 'HF_HUB_CACHE', str(tmp_path / 'empty'))
+    with pytest.raises(checkpoints.CheckpointDownloadError) as err:
+        checkpoints.fetch_checkpoint('hub:shvit_s1')
+    assert 'https://huggingface.co/timm/shvit_s1.in1k/resolve/main/model.safetensors' in \
+        str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
 def test_unknown_release_lists_known():
     with pytest.raises(KeyError, match='shvit_s4'):
         checkpoints.fetch_checkpoint('release:shvit_s9')

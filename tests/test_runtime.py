@@ -169,3 +169,30 @@ def test_two_process_cpu_ddp_ranks_agree(coco, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(tmp_path / 'ddp' / 'rank_consistency.json'))
     assert report['ranks'] == 2 and report['agree'] is True
+
+
+# ----------------------------------------------------------------------------- strict loading
+
+@pytest.mark.parametrize('resume', [False, True], ids=['load_from', 'resume'])
+def test_checkpoint_that_does_not_fit_stops_training_before_it_starts(coco, tmp_path, resume):
+    """mmengine alone would load the matching keys, warn, and train a half-random model."""
+    from efficientvit_det.checkpoints import CheckpointMismatchError
+    from efficientvit_det.cli import train_main
+    from efficientvit_det.registry import build_model_from_config
+    model = build_model_from_config(TOY_CONFIG)
+    state = {k: v for k, v in model.state_dict().items() if k != 'neck.lateral_convs.0.bias'}
+    incomplete = tmp_path / 'incomplete.pth'
+    torch.save({'state_dict': state, 'meta': {}}, incomplete)
+    backbone_only = tmp_path / 'backbone.pth'
+    torch.save({'state_dict': model.backbone.state_dict(), 'meta': {}}, backbone_only)
+    cases = [(incomplete, 'missing keys: 1 [neck.lateral_convs.0.bias]'),
+             (backbone_only, 'backbone-only checkpoint')]
+    for checkpoint, message in cases:
+        work_dir = tmp_path / f'work_{checkpoint.stem}'
+        how = ['--resume', str(checkpoint)] if resume else []
+        options = [] if resume else [f'load_from={checkpoint}']
+        with pytest.raises(CheckpointMismatchError) as err:
+            train_main([TOY_CONFIG, '--work-dir', str(work_dir), *how, '--cfg-options',
+                        *toy_options(coco), *options])
+        assert message in str(err.value) and str(checkpoint) in str(err.value)
+        assert not list(work_dir.rglob('*.pth'))  # not one iteration trained

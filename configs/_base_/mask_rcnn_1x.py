@@ -31,6 +31,7 @@ optim_wrapper = dict(
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 # checkpoints written atomically (a killed job never leaves a half-written file);
-# RNG states saved in checkpoints so --resume continues the same random stream
+# RNG states saved in checkpoints so --resume continues the same random stream;
+# load_from / --resume checkpoints must fit the model exactly
 default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))
-custom_hooks = [dict(type='RNGStateHook')]
+custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook')]

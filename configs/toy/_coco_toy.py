@@ -45,4 +45,5 @@ toy_param_scheduler = [
 ]
 toy_default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=4, max_keep_ckpts=2))
 # after distributed runs: verify every rank ends with the same weights
-toy_custom_hooks = [dict(type='RNGStateHook'), dict(type='RankConsistencyHook')]
+toy_custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook'),
+                    dict(type='RankConsistencyHook')]
