@@ -53,6 +53,10 @@ class DatasetError(ValueError):
     """The annotations are inconsistent (found before any worker starts)."""
 
 
+class WorkDirInUseError(FileExistsError):
+    """The work dir holds another run's checkpoints, which training would overwrite."""
+
+
 #: annotation files up to this size get the full consistency check
 DEEP_CHECK_BYTES = 100 * 2 ** 20
 
@@ -200,6 +204,9 @@ def train_main(argv: Optional[List[str]] = None):
                         help='resume from CKPT, or from the latest checkpoint in the work '
                         'dir when no CKPT is given')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--overwrite', action='store_true',
+                        help="train into a work dir that holds an earlier run's checkpoints, "
+                        'replacing them')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the config's lr linearly from auto_scale_lr.base_batch_size "
                         'to the actual total batch (GPUs x batch per GPU); off by default, '
@@ -218,10 +225,26 @@ def train_main(argv: Optional[List[str]] = None):
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    elif not args.overwrite:
+        check_work_dir_unused(cfg.work_dir)
     check_dataset_paths(cfg, ('train', 'val'))
     runner = _build_runner(cfg)
     runner.train()
     return runner
+
+
+def check_work_dir_unused(work_dir: str) -> None:
+    """A new run must not silently replace an earlier run's checkpoints."""
+    if not osp.isdir(work_dir):
+        return
+    found = sorted(name for name in os.listdir(work_dir)
+                   if name.endswith('.pth') or name == 'last_checkpoint')
+    if found:
+        shown = ', '.join(found[:4]) + (', ...' if len(found) > 4 else '')
+        raise WorkDirInUseError(
+            f'{work_dir} already holds checkpoints of an earlier run ({shown}). Continue '
+            'it with --resume, train into another --work-dir, or pass --overwrite to '
+            'replace them.')
 
 
 # ----------------------------------------------------------------------------- test
@@ -293,6 +316,6 @@ def run(main) -> None:
                               UnsafeCheckpointError)
     try:
         main()
-    except (DatasetNotFoundError, DatasetError, CheckpointMismatchError,
+    except (DatasetNotFoundError, DatasetError, WorkDirInUseError, CheckpointMismatchError,
             CheckpointDownloadError, UnsafeCheckpointError) as err:
         sys.exit(f'error: {err}')

@@ -94,7 +94,9 @@ def main(argv: Optional[List[str]] = None):
     options += args.cfg_options
     print(f'[demo] training {args.config} on CPU (progress: iteration, loss, ETA every 10 '
           f'iterations) -> {args.work_dir}')
-    runner = train_main([args.config, '--work-dir', args.work_dir, '--cfg-options', *options])
+    # the demo's own folder: a second demo replaces the first one's results
+    runner = train_main([args.config, '--work-dir', args.work_dir, '--overwrite',
+                         '--cfg-options', *options])
     print('[demo] evaluating on the toy val split (COCO bbox / segm mAP) ...')
     metrics = runner.test()
     print(format_metrics(metrics))

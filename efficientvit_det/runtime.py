@@ -18,7 +18,6 @@ import logging
 import os
 import os.path as osp
 import random
-import tempfile
 
 import numpy as np
 import torch
@@ -28,6 +27,8 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+
+from .fileio import atomic_path
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -41,18 +42,10 @@ class AtomicLocalBackend(LocalBackend):
 
     @staticmethod
     def _write(filepath, obj, mode, encoding=None):
-        folder = osp.dirname(osp.abspath(filepath))
-        os.makedirs(folder, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=folder, prefix='.partial-')
-        try:
-            with os.fdopen(handle, mode, encoding=encoding) as f:
-                f.write(obj)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(partial, filepath)
-        finally:
-            if osp.exists(partial):
-                os.remove(partial)
+        with atomic_path(filepath) as partial, open(partial, mode, encoding=encoding) as f:
+            f.write(obj)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 class RNGStateHook(Hook):

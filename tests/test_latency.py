@@ -72,6 +72,48 @@ def test_unknown_mode_and_device_list_the_valid_ones(capsys):
     assert 'valid: cpu, cuda, cuda:N' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('argv,message', [
+    (['--batch', '0'], '0 is too small: at least 1'),
+    (['--iters', '0'], '0 is too small: at least 1'),
+    (['--threads', '0'], '0 is too small: at least 1'),
+    (['--warmup', '-1'], '-1 is too small: at least 0'),
+    (['--shape', '0x0'], 'each side must be at least 32 pixels'),
+    (['--shape', '16'], 'each side must be at least 32 pixels'),
+])
+def test_bad_numbers_are_refused_before_measuring(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        engine.main(['--backbone', 'shvit_s1', *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_out_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
+    blocked = tmp_path / 'readonly'
+    blocked.mkdir()
+    blocked.chmod(0o500)
+    if os.access(blocked, os.W_OK):  # root ignores permissions: use a file as the folder
+        blocked = tmp_path / 'a_file'
+        blocked.write_text('')
+    measured = []
+    monkeypatch.setattr(engine, 'run_grid', lambda *a, **k: measured.append(1) or [])
+    with pytest.raises(SystemExit):
+        engine.main(['--backbone', 'shvit_s1', '--out', str(blocked / 'results')])
+    assert f'--out {blocked / "results"}: cannot write' in capsys.readouterr().err
+    assert not measured
+
+
+def test_interrupted_results_write_keeps_the_old_file(tmp_path, monkeypatch):
+    out = tmp_path / 'table'
+    (tmp_path / 'table.json').write_text('{"old": true}')
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(engine.json, 'dump', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine.write_results([], str(out), 'cpu', 'cmd')
+    assert json.load(open(tmp_path / 'table.json')) == {'old': True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['table.json']
+
+
 def test_unknown_backbone_lists_known():
     with pytest.raises(KeyError, match='shvit_s4'):
         engine.main(['--backbone', 'shvit_s7'])
@@ -295,6 +337,25 @@ def test_export_tool_exports_a_whole_detector(tmp_path):
     import export_onnx as tool
     assert tool.main(['--config', os.path.join(ROOT, 'configs', 'retinanet_shvit_s1.py'),
                       '--whole', '--shape', '128', '--out', str(tmp_path / 'retina.onnx')]) == 0
+
+
+def test_interrupted_export_leaves_no_partial_file(tmp_path, monkeypatch):
+    """Ctrl-C half-way through writing the ONNX file: the earlier export stays,
+    the half-written one is removed."""
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import export_onnx as tool
+    out = tmp_path / 'shvit.onnx'
+    out.write_text('an earlier export')
+
+    def interrupted(model, example, path, **kwargs):
+        with open(path, 'w') as f:
+            f.write('half an export')
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tool, 'export_onnx', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tool.main(['--backbone', 'shvit_s1', '--shape', '64', '--out', str(out)])
+    assert out.read_text() == 'an earlier export'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['shvit.onnx']
 
 
 def test_whole_two_stage_detector_times_in_pytorch_and_refuses_onnx(tmp_path, capsys):

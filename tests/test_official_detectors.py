@@ -534,7 +534,7 @@ def test_neck_init_is_the_official_one():
                if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
 
 
-def test_auto_scale_lr_is_off_unless_asked(monkeypatch):
+def test_auto_scale_lr_is_off_unless_asked(monkeypatch, tmp_path):
     built = []
 
     class Runner:
@@ -544,6 +544,6 @@ def test_auto_scale_lr_is_off_unless_asked(monkeypatch):
     monkeypatch.setattr(cli, 'check_dataset_paths', lambda cfg, splits: None)
     monkeypatch.setattr(cli, '_build_runner', lambda cfg: built.append(cfg) or Runner())
     config = os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')
-    cli.train_main([config])
-    cli.train_main([config, '--auto-scale-lr'])
+    cli.train_main([config, '--work-dir', str(tmp_path)])
+    cli.train_main([config, '--work-dir', str(tmp_path), '--auto-scale-lr'])
     assert [cfg.auto_scale_lr.enable for cfg in built] == [False, True]

@@ -146,7 +146,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(coco, tmp_path):
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert not (tmp_path / 'killed' / f'epoch_{epochs}.pth').exists()
-    leftovers = [p.name for p in (tmp_path / 'killed').iterdir() if p.name.startswith('.partial')]
+    leftovers = [p.name for p in (tmp_path / 'killed').iterdir() if '.partial' in p.name]
     assert not leftovers
 
     resumed = _train(coco, tmp_path / 'killed', epochs, extra=['--resume'])
@@ -196,3 +196,30 @@ def test_checkpoint_that_does_not_fit_stops_training_before_it_starts(coco, tmp_
                         *toy_options(coco), *options])
         assert message in str(err.value) and str(checkpoint) in str(err.value)
         assert not list(work_dir.rglob('*.pth'))  # not one iteration trained
+
+
+def test_second_run_into_a_used_work_dir_is_refused(tmp_path, monkeypatch):
+    """A new run would overwrite the earlier run's checkpoints and last_checkpoint."""
+    from efficientvit_det import cli
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    (work_dir / 'epoch_1.pth').write_bytes(b'earlier run')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
+    started = []
+    monkeypatch.setattr(cli, 'check_dataset_paths', lambda cfg, splits: None)
+    runner = type('Runner', (), {'train': lambda self: None})
+    monkeypatch.setattr(cli, '_build_runner', lambda cfg: started.append(cfg) or runner())
+    with pytest.raises(cli.WorkDirInUseError) as err:
+        cli.train_main([TOY_CONFIG, '--work-dir', str(work_dir)])
+    message = str(err.value)
+    assert 'epoch_1.pth' in message and 'last_checkpoint' in message
+    assert '--resume' in message and '--overwrite' in message and not started
+    assert (work_dir / 'epoch_1.pth').read_bytes() == b'earlier run'
+    cli.train_main([TOY_CONFIG, '--work-dir', str(work_dir), '--resume'])
+    cli.train_main([TOY_CONFIG, '--work-dir', str(work_dir), '--overwrite'])
+    assert len(started) == 2
+    # through the tool: one line, no traceback
+    result = subprocess.run([PYTHON, 'tools/train.py', TOY_CONFIG, '--work-dir', str(work_dir)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert 'error: ' + str(work_dir) + ' already holds checkpoints' in result.stderr

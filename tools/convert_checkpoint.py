@@ -17,12 +17,12 @@ and is written atomically.
 """
 import argparse
 import os
-import tempfile
 
 import torch
 
 from efficientvit_det.checkpoints import load_backbone_checkpoint, load_model_checkpoint
 from efficientvit_det.cli import run
+from efficientvit_det.fileio import atomic_path
 from efficientvit_det.models import build_backbone
 
 
@@ -48,18 +48,9 @@ def main(argv=None):
         layout = load_backbone_checkpoint(model, args.src)
         made_for = dict(backbone=args.backbone)
     state = model.state_dict()
-    folder = os.path.dirname(os.path.abspath(args.dst))
-    os.makedirs(folder, exist_ok=True)
-    # torch's zip writer names the archive after the file: no leading dot
-    handle, partial = tempfile.mkstemp(dir=folder, prefix=os.path.basename(args.dst) + '.partial-')
-    os.close(handle)
-    try:
+    with atomic_path(args.dst) as partial:
         torch.save(dict(state_dict=state, meta=dict(made_for, source=args.src, layout=layout)),
                    partial)
-        os.replace(partial, args.dst)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     print(f'{args.src} ({layout} layout) -> {args.dst} ({len(state)} tensors, '
           f'efficientvit_det layout for {args.config or args.backbone})')
 

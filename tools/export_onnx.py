@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from efficientvit_det.latency.engine import build_target, parse_shape
+from efficientvit_det.latency.engine import at_least, build_target, parse_shape
 from efficientvit_det.latency.onnx_export import ExportUnsupported, export_onnx, validate
 
 
@@ -27,7 +27,7 @@ def main(argv=None):
     target.add_argument('--config')
     parser.add_argument('--whole', action='store_true')
     parser.add_argument('--shape', type=parse_shape, default=(512, 512))
-    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--batch', type=at_least(1), default=1)
     parser.add_argument('--dynamic', action='store_true')
     parser.add_argument('--fused', action='store_true', help='fold Conv+BN first (deployment)')
     parser.add_argument('--opset', type=int, default=17)
@@ -42,26 +42,29 @@ def main(argv=None):
     height, width = args.shape
     example = torch.randn(args.batch, 3, height, width)
     staged = out + '.partial'
-    try:
-        export_onnx(model, example, staged, dynamic=args.dynamic, opset=args.opset)
-    except ExportUnsupported as err:
-        print(f'cannot export {name}: {err}', file=sys.stderr)
-        return 2
-    other = torch.randn(args.batch + 1, 3, height + 64, width + 32) if args.dynamic else None
-    reports = validate(model, staged, example, args.dynamic, other)
-    ok = all(r['ok'] for r in reports)
-    for r in reports:
-        detail = r.get('error') or f"max abs {r['abs_err']:.2e}, rel {r['rel_err']:.2e}"
-        print(f"input {r['shape']} output {r['output']}: {'ok' if r['ok'] else 'MISMATCH'} "
-              f"({detail})")
-    if ok:
-        os.replace(staged, out)
-        print(f'wrote {out}')
-        return 0
-    invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
-    os.replace(staged, invalid)
-    print(f'the export does not match PyTorch: kept as {invalid}; {out} left as it was')
-    return 1
+    try:  # an interrupted or failed export leaves nothing behind
+        try:
+            export_onnx(model, example, staged, dynamic=args.dynamic, opset=args.opset)
+        except ExportUnsupported as err:
+            print(f'cannot export {name}: {err}', file=sys.stderr)
+            return 2
+        other = torch.randn(args.batch + 1, 3, height + 64, width + 32) if args.dynamic else None
+        reports = validate(model, staged, example, args.dynamic, other)
+        for r in reports:
+            detail = r.get('error') or f"max abs {r['abs_err']:.2e}, rel {r['rel_err']:.2e}"
+            print(f"input {r['shape']} output {r['output']}: {'ok' if r['ok'] else 'MISMATCH'} "
+                  f"({detail})")
+        if all(r['ok'] for r in reports):
+            os.replace(staged, out)
+            print(f'wrote {out}')
+            return 0
+        invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
+        os.replace(staged, invalid)
+        print(f'the export does not match PyTorch: kept as {invalid}; {out} left as it was')
+        return 1
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from ..fileio import atomic_path, check_writable
 from .measure import (count_flops, flatten_outputs, machine_info, matmul_gflops,
                       max_relative_error, measure, summarize)
 from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavailable, work_dir
@@ -111,12 +112,33 @@ def valid_modes(device: str) -> List[str]:
     return CUDA_MODES if device.startswith('cuda') else CPU_MODES
 
 
+#: smallest input side timed: the coarsest stride the detection configs pad to
+MIN_SIDE = 32
+
+
 def parse_shape(text: str):
     match = re.fullmatch(r'(\d+)(?:x(\d+))?', text)
     if not match:
         raise argparse.ArgumentTypeError(f'shape must be HxW or S, got {text!r}')
     height = int(match.group(1))
-    return height, int(match.group(2) or height)
+    width = int(match.group(2) or height)
+    if min(height, width) < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f'shape {text!r}: each side must be at least '
+                                         f'{MIN_SIDE} pixels')
+    return height, width
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer no smaller than ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'{value} is too small: at least {minimum}')
+        return value
+    return parse
 
 
 class Progress:
@@ -297,18 +319,21 @@ def versions() -> Dict[str, str]:
 
 def write_results(rows, out: str, device: str, command: str, extra: Optional[dict] = None):
     """``out`` without extension (or ending in .json): writes .json and .csv."""
-    base = out[:-5] if out.endswith('.json') else out
-    os.makedirs(os.path.dirname(base) or '.', exist_ok=True)
+    base = result_base(out)
     document = dict(schema=SCHEMA, command=command, time=time.strftime('%Y-%m-%d %H:%M:%S'),
                     machine=machine_info(device), versions=versions(), results=rows)
     document.update(extra or {})
-    with open(base + '.json', 'w') as f:
+    with atomic_path(base + '.json') as partial, open(partial, 'w') as f:
         json.dump(document, f, indent=2)
-    with open(base + '.csv', 'w', newline='') as f:
+    with atomic_path(base + '.csv') as partial, open(partial, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=ROW_FIELDS + ['best'], extrasaction='ignore')
         writer.writeheader()
         writer.writerows(rows)
     return base + '.json', base + '.csv'
+
+
+def result_base(out: str) -> str:
+    return out[:-5] if out.endswith('.json') else out
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -325,15 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help='with --config: time the whole model (no pre/post-processing)')
     parser.add_argument('--shape', nargs='+', type=parse_shape, default=[(512, 512)],
                         help='input sizes HxW (or S for SxS); several allowed')
-    parser.add_argument('--batch', nargs='+', type=int, default=[1])
+    parser.add_argument('--batch', nargs='+', type=at_least(1), default=[1])
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
-    parser.add_argument('--threads', type=int, default=None,
+    parser.add_argument('--threads', type=at_least(1), default=None,
                         help='CPU threads (default: torch default)')
     parser.add_argument('--mode', nargs='+', default=['eager'],
                         help=f'any of {sorted(MODES)}, "all" (every mode valid for the '
                         'device) or "best" (all, then report the fastest)')
-    parser.add_argument('--iters', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--iters', type=at_least(1), default=30)
+    parser.add_argument('--warmup', type=at_least(0), default=5)
     parser.add_argument('--out', help='write OUT.json and OUT.csv')
     return parser
 
@@ -352,6 +377,13 @@ def check_args(parser, args):
         parser.error(f'unknown mode(s) {unknown}; valid: {sorted(MODES)} or all / best')
     if args.whole and not args.config:
         parser.error('--whole needs --config')
+    if args.out:  # found out now, not after the whole benchmark
+        base = result_base(args.out)
+        try:
+            for path in (base + '.json', base + '.csv'):
+                check_writable(path)
+        except OSError as err:
+            parser.error(f'--out {args.out}: {err}')
     return requested
 
 

@@ -1,0 +1,36 @@
+"""Writing files so that nothing half-written is ever left under the real name
+(torch only: the latency tool uses it where mmengine is not installed)."""
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """A temporary path beside ``path`` (same file system) to write to; it replaces
+    ``path`` only when the block completes, and is removed if the block fails or is
+    interrupted (Ctrl-C), so ``path`` keeps its previous content."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # torch's zip writer names the archive after the file: no leading dot
+    handle, partial = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + '.partial-')
+    os.close(handle)
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def check_writable(path: str) -> None:
+    """Raise ``OSError`` naming ``path`` unless a file can be written there; called
+    before long work so that its results are not lost at the end."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with atomic_path(os.path.join(folder, '.write-test')):
+            pass
+        os.remove(os.path.join(folder, '.write-test'))
+    except OSError as err:
+        raise OSError(f'cannot write {path}: {err.strerror or err}') from None
