@@ -2,6 +2,8 @@
 (torch only: the latency tool uses it where mmengine is not installed)."""
 import contextlib
 import os
+import signal
+import sys
 import tempfile
 
 
@@ -34,3 +36,10 @@ def check_writable(path: str) -> None:
         os.remove(os.path.join(folder, '.write-test'))
     except OSError as err:
         raise OSError(f'cannot write {path}: {err.strerror or err}') from None
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (a scheduler's or ``kill``'s stop) into ``SystemExit``, so the
+    ``finally`` blocks above still remove partial files; Python's default would
+    end the process without running them."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

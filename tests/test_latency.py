@@ -1,6 +1,7 @@
 """The latency tool: schema, modes, ONNX export, the trtexec parser."""
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -354,6 +355,31 @@ def test_interrupted_export_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.setattr(tool, 'export_onnx', interrupted)
     with pytest.raises(KeyboardInterrupt):
         tool.main(['--backbone', 'shvit_s1', '--shape', '64', '--out', str(out)])
+    assert out.read_text() == 'an earlier export'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['shvit.onnx']
+
+
+def test_sigterm_during_export_leaves_no_partial_file(tmp_path):
+    """A real SIGTERM while the ONNX file is half-written (fault injected: the export
+    writes half a file, then waits to be killed)."""
+    out = tmp_path / 'shvit.onnx'
+    out.write_text('an earlier export')
+    script = (
+        'import sys, time\n'
+        f'sys.path.insert(0, {os.path.join(ROOT, "tools")!r})\n'
+        'import export_onnx as tool\n'
+        'def stalled(model, example, path, **kwargs):\n'
+        '    open(path, "w").write("half an export")\n'
+        '    print("writing", flush=True)\n'
+        '    time.sleep(60)\n'
+        'tool.export_onnx = stalled\n'
+        f'tool.main(["--backbone", "shvit_s1", "--shape", "64", "--out", {str(out)!r}])\n')
+    process = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == 'writing', process.stderr.read()[-2000:]
+    assert (tmp_path / 'shvit.onnx.partial').exists()  # caught half-way
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert out.read_text() == 'an earlier export'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['shvit.onnx']
 

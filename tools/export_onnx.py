@@ -15,6 +15,7 @@ import sys
 
 import torch
 
+from efficientvit_det.fileio import exit_cleanly_on_sigterm
 from efficientvit_det.latency.engine import at_least, build_target, parse_shape
 from efficientvit_det.latency.onnx_export import ExportUnsupported, export_onnx, validate
 
@@ -33,6 +34,7 @@ def main(argv=None):
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument('--out')
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     name, kind, model = build_target(backbone=args.backbone, config=args.config,
                                      whole=args.whole)
     if args.fused:
