@@ -23,11 +23,12 @@ loads "successfully".
 import os
 import pickle
 import re
-import tempfile
 from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
+
+from .fileio import atomic_path
 
 CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'efficientvit_det', 'checkpoints')
 
@@ -199,8 +200,7 @@ def load_checkpoint_file(path: str, map_location='cpu'):
         problem = f'it asks the unpickler to call {refused_calls[0]}(...), which would run code'
     else:
         problem = (f'it pickles {_printable(_refused_culprit(first_error))!r}, which is not a '
-                   'tensor or '
-                   'one of the allowed checkpoint classes')
+                   'tensor or one of the allowed checkpoint classes')
     raise UnsafeCheckpointError(
         f'Refusing to load {path}: {problem}. Nothing was executed. Only load it with '
         'weights_only=False if you trust where it came from.') from None
@@ -235,21 +235,15 @@ def fetch_checkpoint(spec: str) -> str:
                 f'({type(err).__name__}). Download https://huggingface.co/{repo}/resolve/main/'
                 'model.safetensors by hand and give its local path instead.') from None
     if spec.startswith(('http://', 'https://')):
-        os.makedirs(CACHE_DIR, exist_ok=True)
         target = os.path.join(CACHE_DIR, os.path.basename(spec.split('?')[0]))
         if not os.path.exists(target):
-            partial = tempfile.NamedTemporaryFile(dir=CACHE_DIR, suffix='.partial', delete=False)
-            partial.close()
             try:
-                torch.hub.download_url_to_file(spec, partial.name, progress=True)
-                os.replace(partial.name, target)
+                with atomic_path(target) as partial:
+                    torch.hub.download_url_to_file(spec, partial, progress=True)
             except OSError as err:  # URLError, HTTPError, timeouts
                 raise CheckpointDownloadError(
                     f'Could not download {spec} ({err}). Download it by hand and put it at '
                     f'{target}, or give the local path instead.') from None
-            finally:
-                if os.path.exists(partial.name):
-                    os.remove(partial.name)
         return target
     return spec
 

@@ -31,9 +31,8 @@ def check_writable(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
-        with atomic_path(os.path.join(folder, '.write-test')):
+        with tempfile.TemporaryFile(dir=folder):
             pass
-        os.remove(os.path.join(folder, '.write-test'))
     except OSError as err:
         raise OSError(f'cannot write {path}: {err.strerror or err}') from None
 

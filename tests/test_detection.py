@@ -13,6 +13,8 @@ from efficientvit_det import cli
 from efficientvit_det.cli import DatasetNotFoundError
 from efficientvit_det.models.neck import TransposedFPN
 from efficientvit_det.registry import PyramidStrideError
+# builds cfg.model offline: no pretrained downloads
+from efficientvit_det.registry import build_model_from_config as build_from_config
 from efficientvit_det.toy_data import make_coco_toy
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
@@ -20,19 +22,6 @@ from mmengine.registry import DefaultScope
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
                  if not os.path.basename(p).startswith('_') and '_base_' not in p)
-
-
-def build_from_config(cfg):
-    """Build ``cfg.model`` offline: no pretrained downloads."""
-    backbone = cfg.model.backbone
-    if backbone.type == 'TimmBackbone':
-        backbone.pretrained = False
-    else:
-        backbone.init_cfg = None
-    scope = cfg.get('default_scope', 'mmdet')
-    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(cfg.model)
 
 
 def load_config(name, **model_overrides):

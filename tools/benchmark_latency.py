@@ -8,7 +8,9 @@
 
 Backbone mode needs torch only (no mmcv / mmdet).
 """
+from efficientvit_det.fileio import exit_cleanly_on_sigterm
 from efficientvit_det.latency.engine import main
 
 if __name__ == '__main__':
+    exit_cleanly_on_sigterm()
     main()

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ..fileio import atomic_path, check_writable, exit_cleanly_on_sigterm
+from ..fileio import atomic_path, check_writable
 from .measure import (count_flops, flatten_outputs, machine_info, matmul_gflops,
                       max_relative_error, measure, summarize)
 from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavailable, work_dir
@@ -391,7 +391,6 @@ def main(argv: Optional[List[str]] = None):
     parser = build_parser()
     args = parser.parse_args(argv)
     modes = check_args(parser, args)
-    exit_cleanly_on_sigterm()
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
