@@ -5,9 +5,12 @@ import json
 import logging
 import os
 import os.path as osp
+import re
 import sys
 import time
 from typing import Iterator, List, Optional, Tuple
+
+from .config_check import ConfigOptionError, check_config_options
 
 DATASET_HINTS = {
     'CocoDataset': ('COCO 2017', 'data/coco/{annotations,train2017,val2017}'),
@@ -57,12 +60,22 @@ class WorkDirInUseError(FileExistsError):
     """The work dir holds another run's checkpoints, which training would overwrite."""
 
 
+class NothingToResumeError(FileNotFoundError):
+    """``--resume`` without a checkpoint, in a work dir that holds none."""
+
+
+#: the names mmengine's CheckpointHook gives checkpoints
+CHECKPOINT_NAME = re.compile(r'(epoch|iter)_(\d+)\.pth')
+
+
 #: annotation files up to this size get the full consistency check
 DEEP_CHECK_BYTES = 100 * 2 ** 20
 
 
-def check_coco_annotations(ann_file: str, image_dir: str, split: str) -> None:
-    """Catch what would otherwise crash deep inside mmdet / a dataloader worker."""
+def check_coco_annotations(ann_file: str, image_dir: str, split: str,
+                           with_masks: bool = False) -> None:
+    """Catch what would otherwise crash deep inside mmdet / a dataloader worker, and
+    say what mmdet will do with annotations it drops or changes."""
     from mmengine.logging import print_log
     if osp.getsize(ann_file) > DEEP_CHECK_BYTES:
         print_log(f'{ann_file}: large file, annotation consistency check skipped',
@@ -92,11 +105,73 @@ def check_coco_annotations(ann_file: str, image_dir: str, split: str) -> None:
         raise DatasetError(f'{ann_file}: {len(orphans)} annotation(s) point at image ids not in '
                            f'"images", e.g. annotation {orphans[0].get("id")} -> image_id='
                            f'{orphans[0].get("image_id")}')
-    missing = [i['file_name'] for i in coco['images']
-               if not osp.exists(osp.join(image_dir, i['file_name']))]
+    _check_geometry(ann_file, coco['annotations'], images, with_masks)
+    _check_image_files(ann_file, coco['images'], image_dir, split)
+
+
+def _ids(annotations: list) -> str:
+    shown = ', '.join(str(a.get('id')) for a in annotations[:5])
+    return shown + (', ...' if len(annotations) > 5 else '')
+
+
+def _check_geometry(ann_file: str, annotations: list, images: dict, with_masks: bool) -> None:
+    """mmdet's CocoDataset drops boxes under 1 px, of zero area or outside their image,
+    and Resize clips boxes that extend beyond it; an annotation without a box or an
+    area, or (for mask training) without a segmentation, crashes a worker."""
+    from mmengine.logging import print_log
+    unusable, dropped, outside, clipped = [], [], [], []
+    for ann in annotations:
+        box = ann.get('bbox')
+        if not (isinstance(box, (list, tuple)) and len(box) == 4) or 'area' not in ann:
+            unusable.append((ann, 'no "bbox" [x, y, w, h] or no "area"'))
+            continue
+        if ann.get('ignore', False):
+            continue
+        x, y, w, h = box
+        image = images[ann['image_id']]
+        inside_w = min(x + w, image['width']) - max(x, 0)
+        inside_h = min(y + h, image['height']) - max(y, 0)
+        if inside_w <= 0 or inside_h <= 0:
+            outside.append(ann)
+        elif ann['area'] <= 0 or w < 1 or h < 1:
+            dropped.append(ann)
+        else:
+            if x < 0 or y < 0 or x + w > image['width'] or y + h > image['height']:
+                clipped.append(ann)
+            if with_masks and not ann.get('segmentation'):
+                unusable.append((ann, 'an empty "segmentation" (mask training needs one)'))
+    if unusable:
+        ann, why = unusable[0]
+        raise DatasetError(
+            f'{ann_file}: {len(unusable)} annotation(s) cannot be loaded, e.g. annotation '
+            f'{ann.get("id")} (image_id={ann.get("image_id")}) has {why}; ids: '
+            f'{_ids([a for a, _ in unusable])}. Fix them or remove them from the file.')
+    for found, fate in ((dropped, 'have a box under 1 px or zero area: mmdet drops them'),
+                        (outside, 'lie outside their image: mmdet drops them'),
+                        (clipped, 'extend beyond their image: their boxes are clipped to it')):
+        if found:
+            print_log(f'{ann_file}: {len(found)} annotation(s) {fate} (ids {_ids(found)})',
+                      logger='current', level=logging.WARNING)
+
+
+def _check_image_files(ann_file: str, image_infos: list, image_dir: str, split: str) -> None:
+    from mmengine.logging import print_log
+    paths = [osp.join(image_dir, i['file_name']) for i in image_infos]
+    missing = [p for p in paths if not osp.exists(p)]
     if missing:
         raise DatasetError(f'{ann_file}: {len(missing)} image file(s) listed but not found '
-                           f'under {image_dir}, e.g. {missing[0]}')
+                           f'under {image_dir}, e.g. {osp.basename(missing[0])}')
+    empty = [p for p in paths if osp.getsize(p) == 0]
+    if not empty:
+        return
+    shown = ', '.join(empty[:3]) + (', ...' if len(empty) > 3 else '')
+    if split == 'train':
+        print_log(f'{ann_file}: {len(empty)} image file(s) are empty (0 bytes) and will be '
+                  f'skipped in training: {shown}', logger='current', level=logging.WARNING)
+        return
+    raise DatasetError(f'{ann_file}: {len(empty)} image file(s) are empty (0 bytes), so the '
+                       f'{split} split cannot be evaluated: {shown}. Replace them or remove '
+                       'them from the file.')
 
 
 def check_dataset_paths(cfg, splits: Tuple[str, ...]) -> None:
@@ -113,7 +188,8 @@ def check_dataset_paths(cfg, splits: Tuple[str, ...]) -> None:
             if dataset.get('type') == 'CocoDataset' and dataset.get('ann_file'):
                 root = dataset.get('data_root', '') or ''
                 image_dir = _join(root, (dataset.get('data_prefix') or {}).get('img', ''))
-                check_coco_annotations(_join(root, dataset['ann_file']), image_dir, split)
+                check_coco_annotations(_join(root, dataset['ann_file']), image_dir, split,
+                                       with_masks=_loads_masks(dataset))
         evaluator = cfg.get(f'{split}_evaluator')
         for metric in evaluator if isinstance(evaluator, list) else [evaluator]:
             ann_file = metric.get('ann_file') if isinstance(metric, dict) else None
@@ -121,6 +197,11 @@ def check_dataset_paths(cfg, splits: Tuple[str, ...]) -> None:
                 raise DatasetNotFoundError(
                     f'{split}_evaluator annotation file not found: {ann_file}\n'
                     f'Point it at yours: --cfg-options {split}_evaluator.ann_file=PATH')
+
+
+def _loads_masks(dataset: dict) -> bool:
+    return any(isinstance(t, dict) and t.get('type') == 'LoadAnnotations' and t.get('with_mask')
+               for t in dataset.get('pipeline') or [])
 
 
 def _missing_message(split: str, dataset: dict, path: str) -> str:
@@ -222,15 +303,48 @@ def train_main(argv: Optional[List[str]] = None):
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        cfg.resume, cfg.load_from = True, newest_complete_checkpoint(cfg.work_dir)
+        print(f'resuming from {cfg.load_from}, the newest complete checkpoint in '
+              f'{cfg.work_dir}', flush=True)
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     elif not args.overwrite:
         check_work_dir_unused(cfg.work_dir)
+    check_config_options(cfg, ('train', 'val'))
     check_dataset_paths(cfg, ('train', 'val'))
+    skip_unreadable_training_images(cfg)
     runner = _build_runner(cfg)
     runner.train()
     return runner
+
+
+def skip_unreadable_training_images(cfg) -> None:
+    """Training draws another image when one cannot be read (the loader names it);
+    evaluation keeps failing on it, naming it, since skipping would change the metric."""
+    for dataset in _datasets(cfg.train_dataloader.get('dataset')):
+        for transform in dataset.get('pipeline') or []:
+            if isinstance(transform, dict) and transform.get('type') == 'LoadImageFromFile':
+                transform['ignore_empty'] = True
+
+
+def newest_complete_checkpoint(work_dir: str) -> str:
+    """The checkpoint ``last_checkpoint`` names, or else the highest-numbered
+    ``epoch_N.pth`` / ``iter_N.pth``: checkpoints are only ever renamed into place
+    complete, so any that exists is whole."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        for path in (named, osp.join(work_dir, osp.basename(named))):
+            if named and osp.isfile(path):
+                return path
+    numbered = [(m.group(1) == 'iter', int(m.group(2)), osp.join(work_dir, m.group(0)))
+                for m in map(CHECKPOINT_NAME.fullmatch, sorted(os.listdir(work_dir))
+                             if osp.isdir(work_dir) else []) if m]
+    if not numbered:
+        raise NothingToResumeError(f'--resume: {work_dir} holds no checkpoint to resume '
+                                   'from; train without --resume, or pass --resume CHECKPOINT')
+    return max(numbered)[2]
 
 
 def check_work_dir_unused(work_dir: str) -> None:
@@ -280,6 +394,7 @@ def test_main(argv: Optional[List[str]] = None):
                                                     out_file_path=args.out)]
         else:
             cfg.test_evaluator.update(output_dir=args.out, keep_results=True)
+    check_config_options(cfg, ('test',))
     check_dataset_paths(cfg, ('test',))
     runner = _build_runner(cfg)
     load_into_runner(runner, args.checkpoint)
@@ -311,11 +426,15 @@ def format_metrics(metrics: dict) -> str:
 
 def run(main) -> None:
     """Run a CLI entry point; a missing dataset or a checkpoint that cannot be
-    used ends with its message, not a traceback."""
+    used ends with its message, not a traceback; SIGTERM (a scheduler's stop)
+    exits through the cleanup, so no partial checkpoint is left."""
     from .checkpoints import (CheckpointDownloadError, CheckpointMismatchError,
                               UnsafeCheckpointError)
+    from .fileio import exit_cleanly_on_sigterm
+    exit_cleanly_on_sigterm()
     try:
         main()
-    except (DatasetNotFoundError, DatasetError, WorkDirInUseError, CheckpointMismatchError,
-            CheckpointDownloadError, UnsafeCheckpointError) as err:
+    except (DatasetNotFoundError, DatasetError, WorkDirInUseError, NothingToResumeError,
+            ConfigOptionError, CheckpointMismatchError, CheckpointDownloadError,
+            UnsafeCheckpointError) as err:
         sys.exit(f'error: {err}')

@@ -1,10 +1,15 @@
 """Writing files so that nothing half-written is ever left under the real name
 (torch only: the latency tool uses it where mmengine is not installed)."""
 import contextlib
+import glob
 import os
 import signal
 import sys
 import tempfile
+
+
+#: in the names of the temporary files below (``<name>.partial-<random>``)
+PARTIAL_MARK = '.partial-'
 
 
 @contextlib.contextmanager
@@ -15,7 +20,7 @@ def atomic_path(path: str):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # torch's zip writer names the archive after the file: no leading dot
-    handle, partial = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + '.partial-')
+    handle, partial = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + PARTIAL_MARK)
     os.close(handle)
     try:
         yield partial
@@ -23,6 +28,15 @@ def atomic_path(path: str):
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def remove_partial_files(folder: str) -> list:
+    """Delete what a SIGKILL (which no ``finally`` survives) left of writes through
+    :func:`atomic_path` in ``folder``; returns the removed paths."""
+    found = sorted(glob.glob(os.path.join(glob.escape(folder), f'*{PARTIAL_MARK}*')))
+    for path in found:
+        os.remove(path)
+    return found
 
 
 def check_writable(path: str) -> None:

@@ -1,8 +1,10 @@
 """Training-runtime pieces for mmengine (imported only where mmengine/mmcv exist).
 
-* ``atomic_local`` file backend: checkpoints and ``last_checkpoint`` are written
-  to a temporary file and renamed, so a job killed mid-save never leaves a
-  half-written checkpoint behind;
+* ``atomic_local`` file backend: checkpoints are written to a temporary file and
+  renamed, so a job killed mid-save never leaves a half-written checkpoint behind;
+* ``SafeCheckpointHook``: mmengine's ``CheckpointHook`` in a crash-safe order
+  (new checkpoint complete, then ``last_checkpoint``, then old ones deleted) and
+  removing partial files a killed run left;
 * ``RNGStateHook``: stores the torch / numpy / python RNG states in checkpoints
   and restores them on ``--resume``, so a resumed run draws the same random
   numbers (RoI sampling, augmentation) as an uninterrupted one;
@@ -10,9 +12,12 @@
   holds the same weights;
 * ``StrictLoadHook``: ``load_from`` / ``--resume`` checkpoints must fit the whole
   model exactly (mmengine itself loads what matches and only warns);
-* ``LoadImageOrSkip``: image loading that names unreadable files, and in
-  training logs and skips them instead of crashing a worker.
+* ``LoadImageFromFile`` (replacing mmcv's under that name in the mmdet and mmseg
+  scopes, so mmdet's / mmseg's tools still recognise the pipeline): names
+  unreadable files (missing, empty, corrupt), and with ``ignore_empty=True``
+  (training) logs and skips them instead of crashing a worker.
 """
+import importlib
 import json
 import logging
 import os
@@ -21,14 +26,17 @@ import random
 
 import numpy as np
 import torch
-from mmcv.transforms import LoadImageFromFile
+from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
 from mmengine.dist import all_gather_object, get_rank, is_main_process
 from mmengine.fileio import LocalBackend
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
-from .fileio import atomic_path
+from .fileio import atomic_path, remove_partial_files
+
+#: the scopes whose ``LoadImageFromFile`` is ours
+IMAGE_LOADER_SCOPES = ('mmdet', 'mmseg')
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -46,6 +54,55 @@ class AtomicLocalBackend(LocalBackend):
             f.write(obj)
             f.flush()
             os.fsync(f.fileno())
+
+
+class SafeCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` that never loses a complete checkpoint when killed.
+
+    mmengine deletes the oldest kept checkpoint (``max_keep_ckpts``) *before*
+    writing the new one and rewrites ``last_checkpoint`` in place, so a kill during
+    the save costs a checkpoint. Here the new file is written first (atomically,
+    with the ``atomic_local`` backend), then ``last_checkpoint`` is replaced
+    atomically, and only then are outdated checkpoints deleted. At the start of
+    training, partial files left by a killed save are removed.
+    """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if not is_main_process():
+            return
+        for folder in {runner.work_dir, self.out_dir}:
+            for path in remove_partial_files(folder):
+                print_log(f'removed {path}, left by an interrupted checkpoint write',
+                          logger='current', level=logging.WARNING)
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        outdated = []
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
+                                            and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated.append(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            # saved inside the new checkpoint: a resumed run keeps deleting in order
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
+            backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        with atomic_path(osp.join(runner.work_dir, 'last_checkpoint')) as partial:
+            with open(partial, 'w') as f:
+                f.write(self.last_ckpt)
+        for old_step in outdated:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old_step))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):  # deepspeed saves folders
+                self.file_backend.rmtree(path)
 
 
 class RNGStateHook(Hook):
@@ -126,28 +183,30 @@ class StrictLoadHook(Hook):
                        resize_biases=False)
 
 
-class LoadImageOrSkip(LoadImageFromFile):
-    """``LoadImageFromFile`` that names unreadable (missing / corrupt) images.
+class LoadImageFromFile(MMCVLoadImageFromFile):
+    """mmcv's ``LoadImageFromFile`` that names the file it cannot read.
 
-    ``skip_unreadable=True`` (training pipelines) logs a warning and returns
-    None, so the dataset draws another sample; otherwise (testing) it raises an
-    ``IOError`` naming the file instead of an assertion deep in a worker.
+    mmcv fails on an unreadable image with an assertion or a bare ``cv2.error``
+    (zero-byte files) deep in a worker, or, with ``ignore_empty=True``, skips it
+    without a word. Here a missing, empty or corrupt image raises an ``IOError``
+    naming it, or with ``ignore_empty=True`` (``tools/train.py`` sets it for
+    training pipelines) logs a warning naming it and returns None, so the
+    dataset draws another sample.
     """
 
-    def __init__(self, skip_unreadable: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.skip_unreadable = skip_unreadable
+    def __init__(self, ignore_empty: bool = False, **kwargs):
+        super().__init__(ignore_empty=False, **kwargs)  # every failure reaches transform
+        self.skip_unreadable = ignore_empty
 
     def transform(self, results: dict):
         filename = results['img_path']
         try:
-            loaded = super().transform(results)
-        except (OSError, AssertionError, ValueError) as err:
-            loaded, reason = None, f'{type(err).__name__}: {err}'
-        else:
-            reason = 'not an image or corrupt'
-        if loaded is not None:
-            return loaded
+            return super().transform(results)
+        except Exception as err:  # cv2.error (an empty file) is no OSError
+            if osp.isfile(filename) and osp.getsize(filename) == 0:
+                reason = 'empty file, 0 bytes'
+            else:
+                reason = f'{type(err).__name__}: {str(err).strip().splitlines()[-1]}'
         message = f'cannot read image {filename} ({reason})'
         if self.skip_unreadable:
             print_log(f'{message}: skipped', logger='current', level=logging.WARNING)
@@ -157,8 +216,13 @@ class LoadImageOrSkip(LoadImageFromFile):
 
 def register() -> None:
     from mmengine.fileio import register_backend
-    from mmengine.registry import HOOKS, TRANSFORMS
+    from mmengine.registry import HOOKS
     register_backend('atomic_local', AtomicLocalBackend, force=True)
-    for hook in (RNGStateHook, RankConsistencyHook, StrictLoadHook):
+    for hook in (SafeCheckpointHook, RNGStateHook, RankConsistencyHook, StrictLoadHook):
         HOOKS.register_module(module=hook, force=True)
-    TRANSFORMS.register_module(module=LoadImageOrSkip, force=True)
+    for scope in IMAGE_LOADER_SCOPES:
+        try:
+            transforms = importlib.import_module(f'{scope}.registry').TRANSFORMS
+        except ImportError:
+            continue
+        transforms.register_module(name='LoadImageFromFile', module=LoadImageFromFile, force=True)

@@ -1,17 +1,20 @@
 """Runtime behaviour: bad data, atomic checkpoints, SIGKILL + resume, 2-rank DDP on CPU."""
+import glob
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
 import efficientvit_det  # noqa: F401
 from efficientvit_det.cli import DatasetError, check_coco_annotations
-from efficientvit_det.runtime import AtomicLocalBackend, LoadImageOrSkip
+from efficientvit_det.runtime import AtomicLocalBackend
 from efficientvit_det.toy_data import make_coco_toy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +27,19 @@ def coco(tmp_path):
     root = tmp_path / 'coco'
     make_coco_toy(str(root), num_train=6, num_val=4, seed=5)
     return root
+
+
+@pytest.fixture()
+def logged():
+    """Messages logged through mmengine's current logger during the test."""
+    from mmengine.logging import MMLogger
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
 
 
 def _edit(ann_file, change):
@@ -78,16 +94,131 @@ def test_train_tool_reports_bad_annotations_before_training(coco, tmp_path):
     assert 'Traceback' not in result.stderr
 
 
-def test_corrupt_image_is_skipped_in_training_and_named_in_testing(coco, capsys):
+def _image_loader(**options):
+    """The loader our configs name, built the way mmdet's datasets build it."""
+    from mmdet.registry import TRANSFORMS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return TRANSFORMS.build(dict(type='LoadImageFromFile', **options))
+
+
+@pytest.mark.parametrize('content', [b'', b'not a jpeg at all'], ids=['zero_bytes', 'corrupt'])
+def test_unreadable_image_is_skipped_in_training_and_named_in_testing(coco, logged, content):
     path = coco / 'train' / 'train_00001.jpg'
-    path.write_bytes(b'not a jpeg at all')
+    path.write_bytes(content)
     results = dict(img_path=str(path))
-    assert LoadImageOrSkip(skip_unreadable=True)(dict(results)) is None
-    with pytest.raises(IOError, match='train_00001.jpg'):
-        LoadImageOrSkip(skip_unreadable=False)(dict(results))
-    good = LoadImageOrSkip(skip_unreadable=False)(dict(img_path=str(coco / 'train' /
-                                                                    'train_00000.jpg')))
+    assert _image_loader(ignore_empty=True)(dict(results)) is None
+    assert f'cannot read image {path}' in ' '.join(logged)
+    with pytest.raises(IOError, match='train_00001.jpg' + (r' \(empty file' if not content else '')):
+        _image_loader()(dict(results))
+    good = _image_loader()(dict(img_path=str(coco / 'train' / 'train_00000.jpg')))
     assert good['img'].shape == (192, 256, 3)
+
+
+def test_train_tool_skips_unreadable_images_in_training_only(coco):
+    from mmengine.config import Config
+    from efficientvit_det.cli import skip_unreadable_training_images
+    for config in (TOY_CONFIG, os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s4.py')):
+        cfg = Config.fromfile(config)
+        skip_unreadable_training_images(cfg)
+        assert cfg.train_dataloader.dataset.pipeline[0].ignore_empty is True
+        assert not cfg.test_dataloader.dataset.pipeline[0].get('ignore_empty')
+
+
+def test_mmdet_inferencer_recognises_the_toy_pipeline():
+    """mmdet's inferencers look for ``LoadImageFromFile`` by name in the test pipeline."""
+    from mmdet.apis import DetInferencer
+    inferencer = DetInferencer(model=TOY_CONFIG, weights=None, device='cpu', show_progress=False)
+    result = inferencer(np.zeros((64, 64, 3), np.uint8), return_datasamples=True)
+    assert len(result['predictions']) == 1
+
+
+def test_degenerate_annotations_are_reported_by_id(coco, logged):
+    ann = coco / 'annotations/instances_train.json'
+    anns = json.load(open(ann))['annotations']
+    ids = [a['id'] for a in anns[:4]]
+
+    def degenerate(data):
+        first, second, third = data['annotations'][:3]
+        first['bbox'][2] = 0.5                                      # under 1 px: dropped
+        second['bbox'] = [5000, 5000, 10, 10]                       # outside: dropped
+        third['bbox'][0] = -5.0                                     # beyond: clipped
+    _edit(ann, degenerate)
+    check_coco_annotations(str(ann), str(coco / 'train'), 'train', with_masks=True)
+    text = '\n'.join(logged)
+    assert f'1 annotation(s) have a box under 1 px or zero area: mmdet drops them (ids {ids[0]})' \
+        in text
+    assert f'lie outside their image: mmdet drops them (ids {ids[1]})' in text
+    assert f'their boxes are clipped to it (ids {ids[2]})' in text
+
+    _edit(ann, lambda data: data['annotations'][3].update(segmentation=[]))
+    check_coco_annotations(str(ann), str(coco / 'train'), 'train', with_masks=False)  # boxes only
+    with pytest.raises(DatasetError, match=f'annotation {ids[3]} .* empty "segmentation"'):
+        check_coco_annotations(str(ann), str(coco / 'train'), 'train', with_masks=True)
+    _edit(ann, lambda data: data['annotations'][3].pop('bbox'))
+    with pytest.raises(DatasetError, match=f'annotation {ids[3]} .* no "bbox"'):
+        check_coco_annotations(str(ann), str(coco / 'train'), 'train')
+
+
+def test_empty_image_files_are_named_before_any_worker(coco, logged):
+    (coco / 'train' / 'train_00002.jpg').write_bytes(b'')
+    check_coco_annotations(str(coco / 'annotations/instances_train.json'), str(coco / 'train'),
+                           'train')
+    assert 'train_00002.jpg' in logged[-1] and 'skipped in training' in logged[-1]
+    (coco / 'val' / 'val_00001.jpg').write_bytes(b'')
+    with pytest.raises(DatasetError, match='val_00001.jpg'):
+        check_coco_annotations(str(coco / 'annotations/instances_val.json'), str(coco / 'val'),
+                               'val')
+
+
+@pytest.mark.parametrize('option, message', [
+    ('default_hooks.checkpoint.intervall=1',
+     "default_hooks.checkpoint: unknown option 'intervall' for SafeCheckpointHook (did you "
+     "mean 'interval'?)"),
+    ('optim_wrapper.optimizer.weight_decy=0.1',
+     "optim_wrapper.optimizer: unknown option 'weight_decy' for AdamW"),
+    ('train_dataloader.dataset.filter_cgf=None',
+     "train_dataloader.dataset: unknown option 'filter_cgf' for CocoDataset"),
+    ('train_dataloader.dataset.pipeline.2.scal=1',
+     "train_dataloader.dataset.pipeline[2]: unknown option 'scal' for Resize"),
+    ('param_scheduler.0.begn=0', "param_scheduler[0]: unknown option 'begn' for LinearLR"),
+    ('optim_wrapper.paramwise_cfg.norm_decay=0',
+     "optim_wrapper.paramwise_cfg: unknown option 'norm_decay'"),
+    ('val_evaluator.metrc=bbox', "val_evaluator: unknown option 'metrc' for CocoMetric"),
+    ('custom_hooks.0.foo=1', "custom_hooks[0]: unknown option 'foo' for RNGStateHook; it takes "
+     'no options'),
+])
+def test_unknown_config_option_stops_training_before_it_starts(coco, tmp_path, monkeypatch,
+                                                               option, message):
+    from efficientvit_det import cli
+    started = []
+    monkeypatch.setattr(cli, '_build_runner', lambda cfg: started.append(cfg))
+    with pytest.raises(cli.ConfigOptionError) as err:
+        cli.train_main([TOY_CONFIG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                        *toy_options(coco), option])
+    assert message in str(err.value)
+    assert not started
+
+
+def test_train_tool_names_an_unknown_option_in_one_line(coco, tmp_path):
+    result = subprocess.run(
+        [PYTHON, 'tools/train.py', TOY_CONFIG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+         *toy_options(coco), 'default_hooks.checkpoint.intervall=1'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: default_hooks.checkpoint: unknown option 'intervall'")
+    assert not (tmp_path / 'w').exists() or not list((tmp_path / 'w').rglob('*.pth'))
+
+
+def test_every_shipped_config_passes_the_option_check():
+    from mmengine.config import Config
+    from efficientvit_det.config_check import check_config_options
+    configs = glob.glob(os.path.join(ROOT, 'configs', '*.py')) + \
+        glob.glob(os.path.join(ROOT, 'configs', 'toy', '[!_]*.py'))
+    assert len(configs) >= 50
+    for config in configs:
+        check_config_options(Config.fromfile(config))
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -157,6 +288,84 @@ def test_sigkill_then_resume_matches_uninterrupted_run(coco, tmp_path):
     assert final_a['meta']['iter'] == final_b['meta']['iter']
     for key, value in final_a['state_dict'].items():
         assert torch.allclose(value, final_b['state_dict'][key], atol=1e-6), key
+
+
+STALLED_SAVE = """
+import sys, time
+from efficientvit_det import cli, runtime
+from efficientvit_det.fileio import atomic_path
+
+write = runtime.AtomicLocalBackend._write
+
+def stalled(filepath, obj, mode, encoding=None):
+    \"\"\"Fault injection: the epoch-2 checkpoint is caught half-written.\"\"\"
+    if not str(filepath).endswith('epoch_2.pth'):
+        return write(filepath, obj, mode, encoding)
+    with atomic_path(filepath) as partial, open(partial, mode) as f:
+        f.write(obj[:len(obj) // 2])
+        f.flush()
+        print('writing', flush=True)
+        time.sleep(300)
+
+runtime.AtomicLocalBackend._write = staticmethod(stalled)
+sys.argv[0] = 'tools/train.py'
+cli.run(cli.train_main)
+"""
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL], ids=['SIGTERM', 'SIGKILL'])
+def test_kill_during_checkpoint_write_loses_nothing(coco, tmp_path, signum):
+    """With max_keep_ckpts=1 mmengine deletes epoch_1.pth before writing epoch_2.pth;
+    a kill in that write must leave epoch_1.pth and a last_checkpoint naming it."""
+    work_dir = tmp_path / 'work'
+    options = short_run_options(coco, epochs=2)
+    options[options.index('default_hooks.checkpoint.max_keep_ckpts=-1')] = \
+        'default_hooks.checkpoint.max_keep_ckpts=1'
+    process = subprocess.Popen(
+        [PYTHON, '-c', STALLED_SAVE, TOY_CONFIG, '--work-dir', str(work_dir),
+         '--cfg-options', *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    line = process.stdout.readline()
+    while line and line.strip() != 'writing':
+        line = process.stdout.readline()
+    assert line, process.stderr.read()[-3000:]
+    partials = [p.name for p in work_dir.iterdir() if '.partial-' in p.name]
+    assert partials and partials[0].startswith('epoch_2.pth.partial-')  # caught half-way
+    process.send_signal(signum)
+    assert process.wait(timeout=60) == (128 + signum if signum == signal.SIGTERM else -signum)
+
+    left = sorted(p.name for p in work_dir.iterdir() if p.suffix == '.pth' or '.partial' in p.name)
+    assert 'epoch_1.pth' in left and 'epoch_2.pth' not in left
+    assert (work_dir / 'last_checkpoint').read_text().endswith('epoch_1.pth')
+    assert torch.load(work_dir / 'epoch_1.pth')['meta']['epoch'] == 1  # complete
+    if signum == signal.SIGTERM:  # exits through the cleanup
+        assert left == ['epoch_1.pth']
+        return
+    assert left == ['epoch_1.pth', partials[0]]  # no cleanup survives SIGKILL...
+    resumed = subprocess.run(
+        [PYTHON, 'tools/train.py', TOY_CONFIG, '--work-dir', str(work_dir), '--resume',
+         '--cfg-options', *options], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    output = resumed.stdout + resumed.stderr
+    assert f'resuming from {work_dir / "epoch_1.pth"}' in output  # says which
+    assert f'removed {work_dir / partials[0]}' in output  # ...so the next start cleans up
+    assert 'resumed epoch: 1' in output
+    assert sorted(p.name for p in work_dir.iterdir() if '.pth' in p.name) == ['epoch_2.pth']
+
+
+def test_resume_finds_the_newest_complete_checkpoint(tmp_path):
+    from efficientvit_det.cli import NothingToResumeError, newest_complete_checkpoint
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    with pytest.raises(NothingToResumeError, match='holds no checkpoint'):
+        newest_complete_checkpoint(str(work_dir))
+    for name in ('epoch_2.pth', 'epoch_10.pth', 'epoch_11.pth.partial-x1', 'best.pth'):
+        (work_dir / name).write_bytes(b'x')
+    assert newest_complete_checkpoint(str(work_dir)) == str(work_dir / 'epoch_10.pth')
+    (work_dir / 'last_checkpoint').write_text('elsewhere/epoch_2.pth')  # a moved work dir
+    assert newest_complete_checkpoint(str(work_dir)) == str(work_dir / 'epoch_2.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_9.pth'))  # deleted by hand
+    assert newest_complete_checkpoint(str(work_dir)) == str(work_dir / 'epoch_10.pth')
 
 
 def test_two_process_cpu_ddp_ranks_agree(coco, tmp_path):

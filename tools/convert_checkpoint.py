@@ -22,7 +22,7 @@ import torch
 
 from efficientvit_det.checkpoints import load_backbone_checkpoint, load_model_checkpoint
 from efficientvit_det.cli import run
-from efficientvit_det.fileio import atomic_path, exit_cleanly_on_sigterm
+from efficientvit_det.fileio import atomic_path
 from efficientvit_det.models import build_backbone
 
 
@@ -36,7 +36,6 @@ def main(argv=None):
     target.add_argument('--config', help='a detector / segmentor config the whole model is for')
     parser.add_argument('--force', action='store_true', help='overwrite DST')
     args = parser.parse_args(argv)
-    exit_cleanly_on_sigterm()
     if os.path.exists(args.dst) and not args.force:
         parser.error(f'{args.dst} exists; pass --force to overwrite it')
     if args.config:

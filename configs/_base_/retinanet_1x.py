@@ -20,8 +20,10 @@ optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'attention_biases': dict(decay_mult=0.0)}))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
-# checkpoints written atomically (a killed job never leaves a half-written file);
+# checkpoints written atomically, then last_checkpoint, then outdated ones deleted
+# (a killed job never leaves a half-written file or loses a complete one);
 # RNG states saved in checkpoints so --resume continues the same random stream;
 # load_from / --resume checkpoints must fit the model exactly
-default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook',
+                                     backend_args=dict(backend='atomic_local')))
 custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook')]

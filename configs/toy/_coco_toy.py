@@ -8,14 +8,14 @@ toy_metainfo = dict(classes=('circle', 'rectangle', 'triangle'),
 toy_image_scale = (256, 192)
 
 toy_train_pipeline = [
-    dict(type='LoadImageOrSkip', skip_unreadable=True),  # unreadable images: logged, skipped
+    dict(type='LoadImageFromFile'),  # unreadable images: named (skipped by tools/train.py)
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=toy_image_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 toy_test_pipeline = [
-    dict(type='LoadImageOrSkip', skip_unreadable=False),  # unreadable images: clear error
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=toy_image_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',

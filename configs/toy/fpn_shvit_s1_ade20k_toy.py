@@ -11,7 +11,7 @@ model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=None), norm_eval=False))
 
 train_pipeline = [
-    dict(type='LoadImageOrSkip', skip_unreadable=True),
+    dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(256, 192), ratio_range=(0.75, 1.25), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -19,7 +19,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageOrSkip', skip_unreadable=False),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(256, 192), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
