@@ -25,11 +25,17 @@ def test_demo_writes_metrics_predictions_and_loss_curve(tmp_path, capsys):
     assert 'coco/bbox_mAP' in metrics and 'coco/segm_mAP' in metrics
     saved = json.load(open(work / 'demo_metrics.json'))
     assert saved['coco/bbox_mAP'] == metrics['coco/bbox_mAP'] and saved['minutes'] > 0
-    pictures = sorted(os.listdir(work / 'predictions'))
-    assert len(pictures) == 4 and all(p.endswith('.png') for p in pictures)
+    # predictions on the val images through tools/infer.py's code path
+    pictures = sorted(os.listdir(work / 'predictions' / 'vis'))
+    assert pictures == sorted(os.listdir(data / 'val'))
+    results = json.load(open(work / 'predictions' / 'predictions.json'))
+    val_ids = {i['id'] for i in json.load(open(data / 'annotations' / 'instances_val.json'))[
+        'images']}
+    assert results and {r['image_id'] for r in results} <= val_ids
     assert (work / 'loss_curve.png').stat().st_size > 1000
     printed = capsys.readouterr().out
     assert 'coco/bbox_mAP' in printed and 'loss curve:' in printed
+    assert 'python tools/infer.py IMAGES' in printed
 
 
 def _seg_options(root, iters):

@@ -67,11 +67,25 @@ def matmul_gflops(size: int = 2048, device: str = 'cpu', iters: int = 10,
 @torch.no_grad()
 def count_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
     """Multiply-accumulates of one forward (torch's FLOP counter counts 2 per MAC)."""
+    return count_flops_by_module(model, example)['']
+
+
+@torch.no_grad()
+def count_flops_by_module(model: torch.nn.Module, example: torch.Tensor) -> Dict[str, int]:
+    """Multiply-accumulates of one forward for the model ('') and every submodule
+    called as a module, by dotted name (``backbone``, ``roi_head.mask_head``).
+    Only operators torch has formulas for count (convolutions, matrix products);
+    custom ops such as mmcv's RoIAlign and NMS add none."""
     from torch.utils.flop_counter import FlopCounterMode
     counter = FlopCounterMode(display=False)
     with counter:
         model(example)
-    return counter.get_total_flops() // 2
+    root = type(model).__name__
+    counts = {}
+    for name, per_op in counter.get_flop_counts().items():
+        if name == root or name.startswith(root + '.'):
+            counts[name[len(root) + 1:]] = sum(per_op.values()) // 2
+    return counts
 
 
 def flatten_outputs(outputs) -> List[object]:
