@@ -393,7 +393,7 @@ def test_main(argv: Optional[List[str]] = None):
             cfg.test_evaluator = evaluators + [dict(type='DumpDetResults',
                                                     out_file_path=args.out)]
         else:
-            cfg.test_evaluator.update(output_dir=args.out, keep_results=True)
+            cfg.test_evaluator.update(output_dir=args.out)
     check_config_options(cfg, ('test',))
     check_dataset_paths(cfg, ('test',))
     runner = _build_runner(cfg)
@@ -431,10 +431,11 @@ def run(main) -> None:
     from .checkpoints import (CheckpointDownloadError, CheckpointMismatchError,
                               UnsafeCheckpointError)
     from .fileio import exit_cleanly_on_sigterm
+    from .model_index import UnknownModelError
     exit_cleanly_on_sigterm()
     try:
         main()
     except (DatasetNotFoundError, DatasetError, WorkDirInUseError, NothingToResumeError,
             ConfigOptionError, CheckpointMismatchError, CheckpointDownloadError,
-            UnsafeCheckpointError) as err:
+            UnsafeCheckpointError, UnknownModelError) as err:
         sys.exit(f'error: {err}')

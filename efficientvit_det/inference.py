@@ -13,6 +13,10 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
+class MissingWeightsError(ValueError):
+    """No checkpoint given, and none released for the model."""
+
+
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 
@@ -42,10 +46,28 @@ def _strict(inferencer_class):
     return Strict
 
 
-def build_inferencer(config: str, weights: Optional[str], device: str = 'cpu'):
-    """mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer`` for ``config`` (by its
-    ``default_scope``), loading ``weights`` strictly (a path, URL or ``release:``)."""
+def resolve_model(config: str, weights: Optional[str]) -> Tuple[str, str]:
+    """(config file, weights) for a config file or a model-index name; a name's
+    released weights unless ``weights`` is given."""
+    if osp.isfile(config):
+        if weights is None:
+            raise MissingWeightsError(f'{config}: give the checkpoint to load with --weights')
+        return config, weights
+    from .model_index import find_model, repo_root
+    model = find_model(config)
+    weights = weights or model.get('Weights')
+    if weights is None:
+        raise MissingWeightsError(f'{model["Name"]} has no released weights; give yours with '
+                                  '--weights')
+    return osp.join(repo_root(), model['Config']), weights
+
+
+def build_inferencer(config: str, weights: Optional[str] = None, device: str = 'cpu'):
+    """mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer`` for ``config`` (a file
+    or a model-index name; the scope is its ``default_scope``), loading ``weights``
+    strictly (a path, URL or ``release:``; a name's released weights by default)."""
     from mmengine.config import Config
+    config, weights = resolve_model(config, weights)
     cfg = Config.fromfile(config)
     if cfg.get('default_scope', 'mmdet') == 'mmseg':
         from mmseg.apis import MMSegInferencer as Inferencer
@@ -120,7 +142,8 @@ def image_ids_from(ann_file: Optional[str], classes) -> Tuple[dict, List[int]]:
     by_name = {c['name']: c['id'] for c in coco['categories']}
     missing = [c for c in classes if c not in by_name]
     if missing:
-        raise ValueError(f'{ann_file} has no categories named {missing}; it has '
+        from .cli import DatasetError
+        raise DatasetError(f'{ann_file} has no categories named {missing}; it has '
                          f'{sorted(by_name)}')
     return ({osp.basename(i['file_name']): i['id'] for i in coco['images']},
             [by_name[c] for c in classes])

@@ -128,8 +128,9 @@ def test_video_frames_are_predicted_and_written(toy, tmp_path):
     for name in names:
         writer.write(mmcv.imread(str(root / 'coco' / 'val' / name)))
     writer.release()
-    summary = infer.main([video, TOY_CONFIG, '--weights', str(checkpoint), '--out-dir',
-                          str(tmp_path / 'out'), '--score-thr', '0'])
+    # the model by its model-index name, as a user would after `mim search`
+    summary = infer.main([video, 'mask_rcnn_shvit_s1_toy', '--weights', str(checkpoint),
+                          '--out-dir', str(tmp_path / 'out'), '--score-thr', '0'])
     assert summary['images'] == 3
     assert {r['image_id'] for r in json.load(open(summary['predictions']))} == {0, 1, 2}
     drawn = cv2.VideoCapture(str(tmp_path / 'out' / 'clip.mp4'))
