@@ -68,10 +68,11 @@ def browse_dataset(config: str, out_dir: str, count: int = 8,
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from .cli import check_dataset_paths
+    from .cli import check_dataset_paths, skip_unreadable_training_images
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(cfg_options or {})
     check_dataset_paths(cfg, ('train',))
+    skip_unreadable_training_images(cfg)  # as training would
     scope = cfg.get('default_scope', 'mmdet')
     registry = importlib.import_module(f'{scope}.registry')
     written = []

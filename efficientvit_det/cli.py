@@ -121,14 +121,17 @@ def _check_geometry(ann_file: str, annotations: list, images: dict, with_masks: 
     from mmengine.logging import print_log
     unusable, dropped, outside, clipped = [], [], [], []
     for ann in annotations:
+        if ann.get('ignore', False):  # mmdet skips these before reading anything
+            continue
         box = ann.get('bbox')
         if not (isinstance(box, (list, tuple)) and len(box) == 4) or 'area' not in ann:
             unusable.append((ann, 'no "bbox" [x, y, w, h] or no "area"'))
             continue
-        if ann.get('ignore', False):
-            continue
         x, y, w, h = box
         image = images[ann['image_id']]
+        if 'width' not in image or 'height' not in image:
+            raise DatasetError(f'{ann_file}: image {image["id"]} ({image.get("file_name")}) '
+                               'has no "width" / "height"')
         inside_w = min(x + w, image['width']) - max(x, 0)
         inside_h = min(y + h, image['height']) - max(y, 0)
         if inside_w <= 0 or inside_h <= 0:
@@ -156,11 +159,12 @@ def _check_geometry(ann_file: str, annotations: list, images: dict, with_masks: 
 
 def _check_image_files(ann_file: str, image_infos: list, image_dir: str, split: str) -> None:
     from mmengine.logging import print_log
-    paths = [osp.join(image_dir, i['file_name']) for i in image_infos]
-    missing = [p for p in paths if not osp.exists(p)]
+    names = [i['file_name'] for i in image_infos]
+    missing = [n for n in names if not osp.exists(osp.join(image_dir, n))]
     if missing:
         raise DatasetError(f'{ann_file}: {len(missing)} image file(s) listed but not found '
-                           f'under {image_dir}, e.g. {osp.basename(missing[0])}')
+                           f'under {image_dir}, e.g. {missing[0]}')
+    paths = [osp.join(image_dir, n) for n in names]
     empty = [p for p in paths if osp.getsize(p) == 0]
     if not empty:
         return
@@ -323,14 +327,22 @@ def skip_unreadable_training_images(cfg) -> None:
     evaluation keeps failing on it, naming it, since skipping would change the metric."""
     for dataset in _datasets(cfg.train_dataloader.get('dataset')):
         for transform in dataset.get('pipeline') or []:
-            if isinstance(transform, dict) and transform.get('type') == 'LoadImageFromFile':
+            if isinstance(transform, dict) and str(transform.get('type')).rsplit(
+                    '.', 1)[-1] == 'LoadImageFromFile':  # 'mmdet.LoadImageFromFile' too
                 transform['ignore_empty'] = True
 
 
 def newest_complete_checkpoint(work_dir: str) -> str:
-    """The checkpoint ``last_checkpoint`` names, or else the highest-numbered
-    ``epoch_N.pth`` / ``iter_N.pth``: checkpoints are only ever renamed into place
-    complete, so any that exists is whole."""
+    """The highest-numbered ``epoch_N.pth`` / ``iter_N.pth`` in ``work_dir``, or the
+    file ``last_checkpoint`` names when none is numbered. Checkpoints are only ever
+    renamed into place complete, so any that exists is whole; a kill between that
+    rename and the update of ``last_checkpoint`` leaves the pointer one behind,
+    which is why the numbers decide."""
+    numbered = [(m.group(1) == 'iter', int(m.group(2)), osp.join(work_dir, m.group(0)))
+                for m in map(CHECKPOINT_NAME.fullmatch, sorted(os.listdir(work_dir))
+                             if osp.isdir(work_dir) else []) if m]
+    if numbered:
+        return max(numbered)[2]
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
         with open(pointer) as f:
@@ -338,13 +350,8 @@ def newest_complete_checkpoint(work_dir: str) -> str:
         for path in (named, osp.join(work_dir, osp.basename(named))):
             if named and osp.isfile(path):
                 return path
-    numbered = [(m.group(1) == 'iter', int(m.group(2)), osp.join(work_dir, m.group(0)))
-                for m in map(CHECKPOINT_NAME.fullmatch, sorted(os.listdir(work_dir))
-                             if osp.isdir(work_dir) else []) if m]
-    if not numbered:
-        raise NothingToResumeError(f'--resume: {work_dir} holds no checkpoint to resume '
-                                   'from; train without --resume, or pass --resume CHECKPOINT')
-    return max(numbered)[2]
+    raise NothingToResumeError(f'--resume: {work_dir} holds no checkpoint to resume from; '
+                               'train without --resume, or pass --resume CHECKPOINT')
 
 
 def check_work_dir_unused(work_dir: str) -> None:

@@ -36,8 +36,7 @@ def _strict(inferencer_class):
                                source=self.weights_source, resize_biases=False)
             super()._load_weights_to_model(model, checkpoint, cfg)
             meta = (checkpoint or {}).get('meta', {})
-            classes = cfg.get('test_dataloader', {}).get('dataset', {}).get(
-                'metainfo', {}).get('classes')
+            classes = cfg.test_dataloader.dataset.get('metainfo', {}).get('classes')
             if classes and 'dataset_meta' not in meta and 'CLASSES' not in meta:
                 # the config's class names, not mmdet's fallback to COCO's 80
                 model.dataset_meta = dict(classes=tuple(classes))
@@ -53,12 +52,13 @@ def resolve_model(config: str, weights: Optional[str]) -> Tuple[str, str]:
         if weights is None:
             raise MissingWeightsError(f'{config}: give the checkpoint to load with --weights')
         return config, weights
-    from .model_index import find_model, repo_root
+    from .model_index import find_model, release_name, repo_root
     model = find_model(config)
-    weights = weights or model.get('Weights')
-    if weights is None:
+    if weights is None and 'Weights' not in model:
         raise MissingWeightsError(f'{model["Name"]} has no released weights; give yours with '
                                   '--weights')
+    # release: goes through the safe loader, its cache and the papers' layout conversion
+    weights = weights or f'release:{release_name(model["Weights"])}'
     return osp.join(repo_root(), model['Config']), weights
 
 
@@ -70,12 +70,27 @@ def build_inferencer(config: str, weights: Optional[str] = None, device: str = '
     config, weights = resolve_model(config, weights)
     cfg = Config.fromfile(config)
     if cfg.get('default_scope', 'mmdet') == 'mmseg':
-        from mmseg.apis import MMSegInferencer as Inferencer
+        from mmseg.apis import MMSegInferencer
+        # its visualizer draws Cityscapes' 19 classes unless told the dataset's
+        meta = dataset_metainfo(cfg)
+        inferencer = _strict(MMSegInferencer)(model=cfg, weights=weights, device=device,
+                                              classes=meta.get('classes'),
+                                              palette=meta.get('palette'))
     else:
-        from mmdet.apis import DetInferencer as Inferencer
-    inferencer = _strict(Inferencer)(model=cfg, weights=weights, device=device)
+        from mmdet.apis import DetInferencer
+        inferencer = _strict(DetInferencer)(model=cfg, weights=weights, device=device)
     inferencer.show_progress = False  # run_inference counts the whole folder instead
     return inferencer
+
+
+def dataset_metainfo(cfg) -> dict:
+    """Class names and palette of the config's test dataset: its class defaults
+    updated with the config's ``metainfo``."""
+    import importlib
+    dataset = cfg.test_dataloader.dataset
+    registry = importlib.import_module(f'{cfg.get("default_scope", "mmdet")}.registry')
+    dataset_class = registry.DATASETS.get(dataset.type)
+    return dict(getattr(dataset_class, 'METAINFO', {}), **dataset.get('metainfo', {}))
 
 
 def is_segmentation(inferencer) -> bool:
@@ -163,19 +178,19 @@ def run_inference(inferencer, source: str, out_dir: str, score_thr: float = 0.3,
     names_to_ids, category_ids = image_ids_from(None if segmentation else ann_file, classes)
     os.makedirs(osp.join(out_dir, 'vis'), exist_ok=True)
     if kind == 'video':
-        frames, total = read_frames(paths[0]), _frame_count(paths[0])
-        named = ((f'frame_{i:06d}', frame) for i, frame in enumerate(frames))
+        named = ((f'frame_{i:06d}', frame) for i, frame in enumerate(read_frames(paths[0])))
+        total = _frame_count(paths[0])  # a container's estimate: only for the progress bar
     else:
-        total = len(paths)
-        named = ((p, None) for p in paths)
-    results, skipped, writer = [], [], None
-    progress = ProgressBar(total) if total else None
+        named, total = ((p, None) for p in paths), len(paths)
+    results, skipped, unlisted, writer, done = [], [], [], None, 0
+    progress = ProgressBar(total) if total > 0 else None
     for index, (name, frame) in enumerate(named):
         image = frame if frame is not None else _read(name, skipped)
-        if progress:
+        if progress and index < total:
             progress.update()
         if image is None:
             continue
+        done += 1
         output = inferencer(image, return_vis=True, **({} if segmentation else dict(
             no_save_vis=True, pred_score_thr=score_thr)))
         # mmseg returns a single image's results unwrapped, mmdet as a list of one
@@ -191,12 +206,14 @@ def run_inference(inferencer, source: str, out_dir: str, score_thr: float = 0.3,
         if segmentation:
             mmcv.imwrite(np.asarray(prediction, np.uint8),
                          osp.join(out_dir, 'pred', stem + '.png'))
+        elif names_to_ids and osp.basename(name) not in names_to_ids:
+            unlisted.append(name)  # no image id to score it under: drawn, not in the JSON
         else:
             image_id = names_to_ids.get(osp.basename(name), index)
             results.extend(coco_results(prediction, image_id, category_ids))
     if writer is not None:
         writer.release()
-    summary = dict(images=total - len(skipped), skipped=skipped, out_dir=out_dir)
+    summary = dict(images=done, skipped=skipped, not_in_ann_file=unlisted, out_dir=out_dir)
     if not segmentation:
         summary['predictions'] = osp.join(out_dir, 'predictions.json')
         with open(summary['predictions'], 'w') as f:

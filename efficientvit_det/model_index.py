@@ -48,6 +48,12 @@ def find_model(name: str, root: Optional[str] = None) -> dict:
                             f'known: {", ".join(sorted(m["Name"] for m in models))}')
 
 
+def release_name(url: str) -> str:
+    """The ``release:`` name of a released file's URL."""
+    from .checkpoints import RELEASE_URLS
+    return next(name for name, known in RELEASE_URLS.items() if known == url)
+
+
 def check_index(root: Optional[str] = None) -> List[str]:
     """What in the index does not match the files it names (empty when all do):
     configs that are missing or missing from the index, weights that are not a
@@ -125,7 +131,7 @@ def _cell(model: dict) -> str:
     text = f'[config]({model["Config"]})'
     for result in model.get('Results', []):
         metrics = result['Metrics']
-        main = next(k for k in metrics if k.endswith('AP'))
+        main = next((k for k in metrics if k.endswith('AP')), next(iter(metrics)))
         text += f', {main} {metrics[main]}'
     if 'Weights' in model:
         text += f', [weights]({model["Weights"]})'

@@ -206,7 +206,8 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
             if osp.isfile(filename) and osp.getsize(filename) == 0:
                 reason = 'empty file, 0 bytes'
             else:
-                reason = f'{type(err).__name__}: {str(err).strip().splitlines()[-1]}'
+                last_line = (str(err).strip().splitlines() or [''])[-1]
+                reason = f'{type(err).__name__}: {last_line}' if last_line else repr(err)
         message = f'cannot read image {filename} ({reason})'
         if self.skip_unreadable:
             print_log(f'{message}: skipped', logger='current', level=logging.WARNING)

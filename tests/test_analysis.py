@@ -61,8 +61,11 @@ def test_browse_dataset_draws_the_ground_truth(tmp_path):
         name = os.path.basename(path)[4:]
         original = mmcv.imread(str(data / 'train' / name)).astype(int)
         assert name in images.values() and drawn.shape == original.shape
-        # boxes, masks and labels on top of the (possibly flipped) image
-        assert min(np.abs(drawn - original).mean(), np.abs(drawn - original[:, ::-1]).mean()) > 3
+        # boxes, masks and labels on top of the (possibly flipped) image, in its colours:
+        # most pixels unchanged (a channel swap changes nearly all), some drawn over
+        difference = min((np.abs(drawn - view).max(axis=2) for view in
+                          (original, original[:, ::-1])), key=lambda d: np.median(d))
+        assert np.median(difference) < 12 and difference.mean() > 3
 
 
 def _work_dir(root, name, losses, metric=None):

@@ -103,6 +103,8 @@ def test_unreadable_images_are_skipped_and_listed(toy, tmp_path):
         in result.stderr
     assert '2 image(s) -> ' in result.stdout
     assert len(os.listdir(tmp_path / 'out' / 'vis')) == 2
+    scores = [r['score'] for r in json.load(open(tmp_path / 'out' / 'predictions.json'))]
+    assert min(scores) < 0.3  # the JSON keeps what --score-thr (0.3) leaves undrawn
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused(toy, tmp_path):

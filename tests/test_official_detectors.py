@@ -360,6 +360,29 @@ def test_detector_release_download_through_local_server(reference_dir, tmp_path,
     assert sorted(os.listdir(tmp_path / 'cache')) == [f'{name}.pth']
 
 
+def test_model_name_loads_the_released_detector_through_the_safe_loader(reference_dir, tmp_path,
+                                                                       monkeypatch):
+    """``tools/infer.py IMAGE retinanet_efficientvit_m4``: the name's release goes
+    through ``release:`` (cache, allow-list, the papers' layout converted), so the
+    official file loads strictly into the inferencer and predicts."""
+    import numpy as np
+    from efficientvit_det.inference import build_inferencer, resolve_model
+    name = 'retinanet_efficientvit_m4_fpn_1x_coco'
+    assert resolve_model('retinanet_efficientvit_m4', None)[1] == f'release:{name}'
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    torch.save({'state_dict': official_state(
+        reference_dir, 'official_retinanet_efficientvit_m4_1x_coco.txt')}, cache / f'{name}.pth')
+    monkeypatch.setattr(checkpoints, 'CACHE_DIR', str(cache))  # the download, done by hand
+    inferencer = build_inferencer('retinanet_efficientvit_m4')
+    official = official_state(reference_dir, 'official_retinanet_efficientvit_m4_1x_coco.txt')
+    loaded = inferencer.model.state_dict()
+    assert torch.equal(loaded['bbox_head.retina_cls.weight'],
+                       official['bbox_head.retina_cls.weight'])
+    result = inferencer(np.zeros((96, 128, 3), np.uint8))
+    assert len(result['predictions']) == 1
+
+
 def test_release_names_are_the_published_files():
     urls = checkpoints.RELEASE_URLS
     assert urls['maskrcnn_shvit_s4_1x_coco'] == \

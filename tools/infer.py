@@ -49,6 +49,9 @@ def main(argv=None):
     print(f'\n{summary["images"]} image(s) -> {summary["out_dir"]}'
           + (f'; {summary["detections"]} detections in {summary["predictions"]}'
              if 'predictions' in summary else ''))
+    if summary['not_in_ann_file']:
+        print(f'{len(summary["not_in_ann_file"])} image(s) not in {args.ann_file}, drawn but '
+              'left out of the JSON: ' + ', '.join(summary['not_in_ann_file']), file=sys.stderr)
     if summary['skipped']:
         print(f'skipped {len(summary["skipped"])} unreadable image(s): '
               + ', '.join(summary['skipped']), file=sys.stderr)
