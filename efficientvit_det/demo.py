@@ -40,8 +40,10 @@ def main(argv: Optional[List[str]] = None):
                 for split in ('val', 'test')]
     from mmengine.config import Config
     epochs = args.epochs or Config.fromfile(args.config).train_cfg.max_epochs
-    # evaluate once, after training (below), not also inside the training loop
-    options += [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs + 1}']
+    # evaluate once, after training (below), not also inside the training loop (which
+    # validates at the last epoch whatever the interval, unless it starts later)
+    options += [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs + 1}',
+                f'train_cfg.val_begin={epochs + 1}']
     options += args.cfg_options
     print(f'[demo] training {args.config} on CPU (progress: iteration, loss, ETA every 10 '
           f'iterations) -> {args.work_dir}')
