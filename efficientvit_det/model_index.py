@@ -79,6 +79,7 @@ def check_index(root: Optional[str] = None) -> List[str]:
             problems.append(f'{where}: weights {model["Weights"]} are no known release')
         if 'Results' in model and 'Weights' not in model:
             problems.append(f'{where}: results without weights')
+        problems += _check_timings(root, where, model['Metadata'])
         for result in model.get('Results', []):
             if not result.get('Metrics') or not all(
                     isinstance(v, (int, float)) for v in result['Metrics'].values()):
@@ -87,6 +88,30 @@ def check_index(root: Optional[str] = None) -> List[str]:
                + glob.glob(osp.join(root, 'configs', 'toy', '[!_]*.py'))}
     indexed = {m['Config'] for m in index['models']}
     problems += [f'{c}: not in the model index' for c in sorted(configs - indexed)]
+    return problems
+
+
+#: metadata keys holding measured times, each entry naming its results file
+TIMING_KEYS = ('inference time (ms/im)', 'Backbone latency (ms/im)')
+
+
+def _check_timings(root: str, where: str, metadata: dict) -> List[str]:
+    """Every measured time must be a median in the results file it names (same
+    batch and resolution), so the index cannot drift from the measurements."""
+    import json
+    problems = []
+    for key in TIMING_KEYS:
+        for entry in metadata.get(key, []):
+            source = osp.join(root, entry.get('source', ''))
+            if not osp.isfile(source):
+                problems.append(f'{where}: {key} names no results file ({entry.get("source")})')
+                continue
+            with open(source) as f:
+                rows = json.load(f)['results']
+            if not any(r.get('median_ms') == entry['value'] and r['batch'] == entry['batch size']
+                       and f'({r["height"]}, {r["width"]})' == entry['resolution']
+                       for r in rows):
+                problems.append(f'{where}: {key} {entry["value"]} is no median in {source}')
     return problems
 
 
@@ -133,6 +158,9 @@ def _cell(model: dict) -> str:
         metrics = result['Metrics']
         main = next((k for k in metrics if k.endswith('AP')), next(iter(metrics)))
         text += f', {main} {metrics[main]}'
+    for timing in model['Metadata'].get('inference time (ms/im)', []):
+        height, width = timing['resolution'].strip('()').split(', ')
+        text += f', {timing["value"] / 1000:.1f} s/img on CPU at {height}x{width}'
     if 'Weights' in model:
         text += f', [weights]({model["Weights"]})'
     return text

@@ -43,10 +43,17 @@ def test_a_drifted_index_is_named(tmp_path):
         copy(os.path.join(ROOT, name), tmp_path / name)
     (tmp_path / 'configs' / 'mask_rcnn_shvit_new.py').write_text("_base_ = './mask_rcnn_shvit_s4.py'\n")
     os.remove(tmp_path / 'configs' / 'fpn_shvit_s1_ade20k.py')
+    shutil.copytree(os.path.join(ROOT, 'benchmarks'), tmp_path / 'benchmarks')
     metafile = tmp_path / 'metafiles' / 'shvit.yml'
-    metafile.write_text(metafile.read_text().replace(
-        RELEASE_URLS['retinanet_shvit_s4_1x_coco'], 'https://example.com/other.pth'))
+    text = metafile.read_text().replace(
+        RELEASE_URLS['retinanet_shvit_s4_1x_coco'], 'https://example.com/other.pth')
+    measured = load_index()['models']
+    shvit_s4 = next(m for m in measured if m['Name'] == 'mask_rcnn_shvit_s4')['Metadata']
+    value = shvit_s4['inference time (ms/im)'][0]['value']
+    metafile.write_text(text.replace(f'value: {value}', f'value: {value + 1}'))
     problems = check_index(str(tmp_path))
+    assert (f'mask_rcnn_shvit_s4: inference time (ms/im) {value + 1} is no median in '
+            f'{tmp_path}/benchmarks/results/whole_cpu_800x1333/mask_rcnn_shvit_s4.json') in problems
     assert 'configs/mask_rcnn_shvit_new.py: not in the model index' in problems
     assert 'fpn_shvit_s1_ade20k: config configs/fpn_shvit_s1_ade20k.py not found' in problems
     assert 'retinanet_shvit_s4: weights https://example.com/other.pth are no known release' \
@@ -56,7 +63,7 @@ def test_a_drifted_index_is_named(tmp_path):
 def test_names_resolve_to_configs_and_released_weights():
     config, weights = resolve_model('mask_rcnn_shvit_s4', None)
     assert config == os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s4.py')
-    assert weights == RELEASE_URLS['maskrcnn_shvit_s4_1x_coco']
+    assert weights == 'release:maskrcnn_shvit_s4_1x_coco'  # the safe loader's way in
     assert find_model('MASKRCNN_SHVIT_S4_1X_COCO')['Name'] == 'mask_rcnn_shvit_s4'  # an alias
     assert resolve_model('retinanet_shvit_s1', 'mine.pth')[1] == 'mine.pth'
     with pytest.raises(UnknownModelError, match='known: .*mask_rcnn_shvit_s4'):
