@@ -32,11 +32,15 @@ def main(argv=None):
     parser.add_argument('--dynamic', action='store_true')
     parser.add_argument('--fused', action='store_true', help='fold Conv+BN first (deployment)')
     parser.add_argument('--opset', type=int, default=17)
+    parser.add_argument('--checkpoint', help='export and validate these weights (a backbone '
+                        'checkpoint with --backbone, a whole-model one with --config); '
+                        'default: random non-trivial weights, for the validation to see '
+                        'every part of the model')
     parser.add_argument('--out')
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     name, kind, model = build_target(backbone=args.backbone, config=args.config,
-                                     whole=args.whole)
+                                     whole=args.whole, checkpoint=args.checkpoint)
     if args.fused:
         model.fuse()
     out = args.out or os.path.join('work_dirs', 'onnx', name.replace(':', '_') + '.onnx')

@@ -36,29 +36,53 @@ TOLERANCE = {'fp32': 5e-3, 'fp16': 5e-2, 'bf16': 1e-1}
 # ----------------------------------------------------------------------------- targets
 
 def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
-                 whole: bool = False):
-    """(name, kind, model): our backbone name, ``timm:<name>``, or a config."""
+                 whole: bool = False, checkpoint: Optional[str] = None):
+    """(name, kind, model): our backbone name, ``timm:<name>``, or a config (its
+    backbone, or with ``whole`` the whole model). With ``checkpoint`` the model gets
+    those weights (strictly: a backbone checkpoint for a backbone name, a whole-model
+    one for a config); otherwise random non-trivial ones, so that the checks of the
+    outputs (modes against eager, ONNX against PyTorch) see every part of it."""
+    from ..models.checking import randomize_for_checking_
+    name, kind, model = _build(backbone, config, whole, checkpoint)
+    if checkpoint is None:
+        randomize_for_checking_(model)
+    return name, kind, model.eval()
+
+
+def _build(backbone, config, whole, checkpoint):
     if backbone:
         if backbone.startswith('timm:'):
             import timm
+            if checkpoint:
+                raise ValueError('--checkpoint takes our backbones and configs, not timm:')
             name = backbone[len('timm:'):]
-            model = timm.create_model(name, features_only=True, pretrained=False)
-            return backbone, 'backbone', model.eval()
+            return backbone, 'backbone', timm.create_model(name, features_only=True,
+                                                           pretrained=False)
+        from ..checkpoints import load_backbone_checkpoint
         from ..models import build_backbone
-        return backbone, 'backbone', build_backbone(backbone).eval()
+        model = build_backbone(backbone)
+        if checkpoint:
+            load_backbone_checkpoint(model, checkpoint)
+        return backbone, 'backbone', model
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
+
+    from ..checkpoints import load_model_checkpoint
+    from ..registry import build_model_from_config
     cfg = Config.fromfile(config)
     scope = cfg.get('default_scope', 'mmdet')
-    registry = importlib.import_module(f'{scope}.registry').MODELS
     name = os.path.splitext(os.path.basename(config))[0]
-    if not whole:
+    if not whole and not checkpoint:
+        registry = importlib.import_module(f'{scope}.registry').MODELS
         backbone_cfg = dict(cfg.model.backbone)
         backbone_cfg.pop('init_cfg', None)
         with DefaultScope.overwrite_default_scope(scope):
-            return f'{name}:backbone', 'backbone', registry.build(backbone_cfg).eval()
-    from ..registry import build_model_from_config
-    model = build_model_from_config(cfg).eval()
+            return f'{name}:backbone', 'backbone', registry.build(backbone_cfg)
+    model = build_model_from_config(cfg)
+    if checkpoint:
+        load_model_checkpoint(model, checkpoint)
+    if not whole:
+        return f'{name}:backbone', 'backbone', model.backbone
     sample_type = importlib.import_module('mmdet.structures').DetDataSample \
         if scope == 'mmdet' else None
     return name, 'whole', _WholeModel(model, sample_type)
@@ -348,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
                         'config (needs mmdet / mmseg)')
     parser.add_argument('--whole', action='store_true',
                         help='with --config: time the whole model (no pre/post-processing)')
+    parser.add_argument('--checkpoint',
+                        help='check and time these weights (a backbone checkpoint with one '
+                        '--backbone, a whole-model one with --config; path, URL or '
+                        'release:); default: random non-trivial weights')
     parser.add_argument('--shape', nargs='+', type=parse_shape, default=[(512, 512)],
                         help='input sizes HxW (or S for SxS); several allowed')
     parser.add_argument('--batch', nargs='+', type=at_least(1), default=[1])
@@ -377,6 +405,9 @@ def check_args(parser, args):
         parser.error(f'unknown mode(s) {unknown}; valid: {sorted(MODES)} or all / best')
     if args.whole and not args.config:
         parser.error('--whole needs --config')
+    if args.checkpoint and args.backbone and (len(args.backbone) > 1 or
+                                              args.backbone[0].startswith('timm:')):
+        parser.error('--checkpoint needs one of our backbones (or --config)')
     if args.out:  # found out now, not after the whole benchmark
         base = result_base(args.out)
         try:
@@ -395,9 +426,11 @@ def main(argv: Optional[List[str]] = None):
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     if args.backbone:
-        targets = [build_target(backbone=name) for name in args.backbone]
+        targets = [build_target(backbone=name, checkpoint=args.checkpoint)
+                   for name in args.backbone]
     else:
-        targets = [build_target(config=args.config, whole=args.whole)]
+        targets = [build_target(config=args.config, whole=args.whole,
+                                checkpoint=args.checkpoint)]
     invocation = sys.argv[1:] if argv is None else list(argv)
     command = ' '.join(shlex.quote(a) for a in
                        ['python', 'tools/benchmark_latency.py'] + invocation)
