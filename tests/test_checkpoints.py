@@ -57,10 +57,28 @@ def test_release_bias_tables_are_resized(tmp_path):
     load_backbone_checkpoint(model, str(path))
     key = 'stages.2.blocks.0.mixer.m.attn.attention_biases'
     assert model.state_dict()[key].shape == (4, 49)
-    # bicubic resizing keeps the table's corners close to the original's
-    original = small.state_dict()[key].view(4, 4, 4)
-    resized = model.state_dict()[key].view(4, 7, 7)
-    assert torch.allclose(resized[:, 0, 0], original[:, 0, 0], atol=0.1)
+    # the values are the bicubic resampling of the original table, computed here
+    # independently (Keys' cubic kernel, a = -0.75, half-pixel centres, edges clamped)
+    original = small.state_dict()[key].view(4, 4, 4).double()
+    resized = model.state_dict()[key].view(4, 7, 7).double()
+    weights = bicubic_weights(4, 7)
+    assert torch.allclose(resized, weights @ original @ weights.T, atol=1e-5)
+
+
+def bicubic_weights(size_in: int, size_out: int, a: float = -0.75) -> torch.Tensor:
+    """(size_out, size_in) matrix of 1-D bicubic interpolation."""
+    def kernel(x):
+        x = abs(x)
+        if x <= 1:
+            return (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1
+        return a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a if x < 2 else 0.0
+    weights = torch.zeros(size_out, size_in, dtype=torch.float64)
+    for i in range(size_out):
+        source = (i + 0.5) * size_in / size_out - 0.5
+        base = int(torch.floor(torch.tensor(source)))
+        for j in range(base - 1, base + 3):
+            weights[i, min(max(j, 0), size_in - 1)] += kernel(source - j)
+    return weights
 
 
 def test_url_download_through_local_server(tmp_path, monkeypatch):

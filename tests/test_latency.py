@@ -449,3 +449,28 @@ def test_conv_throughput_benchmark_accounts_for_the_convolutions(tmp_path):
     assert pointwise['layers'] > other['layers'] > 0 and roof > 0
     assert len(json.load(open(tmp_path / 'c.json'))['layers']) == \
         pointwise['layers'] + other['layers']
+
+
+def test_checks_run_on_given_weights_or_on_non_trivial_ones(tmp_path, capsys):
+    """Without --checkpoint the timed and checked model has random non-trivial weights
+    (no zero-weight branch BatchNorm left); with one, exactly its weights; a
+    checkpoint of another variant is refused naming keys."""
+    from efficientvit_det.checkpoints import CheckpointMismatchError
+    from efficientvit_det.models.checking import randomize_for_checking_
+    _, _, default = engine.build_target(backbone='shvit_s1')
+    last_bns = [m.bn.weight for m in default.modules() if hasattr(m, 'bn')]
+    assert all(w.abs().min() >= 0.5 for w in last_bns)
+    trained = randomize_for_checking_(build_backbone('shvit_s1'), seed=7)
+    path = tmp_path / 's1.pth'
+    torch.save({'state_dict': trained.state_dict()}, path)
+    _, _, loaded = engine.build_target(backbone='shvit_s1', checkpoint=str(path))
+    for key, value in trained.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(CheckpointMismatchError):
+        engine.build_target(backbone='shvit_s2', checkpoint=str(path))
+    with pytest.raises(SystemExit):
+        engine.main(['--backbone', 'shvit_s1', 'shvit_s2', '--checkpoint', str(path)])
+    assert '--checkpoint needs one of our backbones' in capsys.readouterr().err
+    rows = engine.main(['--backbone', 'shvit_s1', '--checkpoint', str(path), '--shape', '64',
+                        '--mode', 'eager', 'fused', '--iters', '1', '--warmup', '0'])
+    assert [r['status'] for r in rows] == ['ok', 'ok']
