@@ -13,6 +13,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
+
 class MissingWeightsError(ValueError):
     """No checkpoint given, and none released for the model."""
 

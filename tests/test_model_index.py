@@ -41,7 +41,8 @@ def test_a_drifted_index_is_named(tmp_path):
     for name in ('model-index.yml', 'metafiles', 'configs'):
         copy = shutil.copytree if os.path.isdir(os.path.join(ROOT, name)) else shutil.copy
         copy(os.path.join(ROOT, name), tmp_path / name)
-    (tmp_path / 'configs' / 'mask_rcnn_shvit_new.py').write_text("_base_ = './mask_rcnn_shvit_s4.py'\n")
+    (tmp_path / 'configs' / 'mask_rcnn_shvit_new.py').write_text(
+        "_base_ = './mask_rcnn_shvit_s4.py'\n")
     os.remove(tmp_path / 'configs' / 'fpn_shvit_s1_ade20k.py')
     shutil.copytree(os.path.join(ROOT, 'benchmarks'), tmp_path / 'benchmarks')
     metafile = tmp_path / 'metafiles' / 'shvit.yml'

@@ -109,7 +109,8 @@ def test_unreadable_image_is_skipped_in_training_and_named_in_testing(coco, logg
     results = dict(img_path=str(path))
     assert _image_loader(ignore_empty=True)(dict(results)) is None
     assert f'cannot read image {path}' in ' '.join(logged)
-    with pytest.raises(IOError, match='train_00001.jpg' + (r' \(empty file' if not content else '')):
+    named = 'train_00001.jpg' + (r' \(empty file' if not content else '')
+    with pytest.raises(IOError, match=named):
         _image_loader()(dict(results))
     good = _image_loader()(dict(img_path=str(coco / 'train' / 'train_00000.jpg')))
     assert good['img'].shape == (192, 256, 3)
