@@ -10,7 +10,7 @@ __version__ = '0.1.0'
 
 REGISTERED_SCOPES = register_all()
 install_safe_checkpoint_loader()
-register_runtime()
+register_runtime(REGISTERED_SCOPES)
 
 __all__ = ['SHViT', 'EfficientViT', 'UniForm', 'build_backbone', 'BACKBONE_NAMES',
            'REGISTERED_SCOPES']

@@ -224,14 +224,14 @@ def run_inference(inferencer, source: str, out_dir: str, score_thr: float = 0.3,
 
 
 def _read(path: str, skipped: List[str]) -> Optional[np.ndarray]:
-    import mmcv
-    try:
-        image = mmcv.imread(path) if osp.getsize(path) else None
-    except Exception:  # corrupt files make cv2 raise or return None
-        image = None
-    if image is None:
+    """The image (BGR) through the training pipelines' loader, which names an
+    unreadable file in a warning and gives None; listed in ``skipped`` then."""
+    from .runtime import LoadImageFromFile
+    loaded = LoadImageFromFile(ignore_empty=True)(dict(img_path=path))
+    if loaded is None:
         skipped.append(path)
-    return image
+        return None
+    return loaded['img']
 
 
 def _frame_count(video: str) -> int:

@@ -150,13 +150,14 @@ def register_all() -> list:
     return scopes
 
 
-def register_runtime() -> bool:
-    """Hooks, the atomic checkpoint backend and the image loader (mmengine + mmcv)."""
+def register_runtime(scopes: List[str]) -> bool:
+    """Hooks, the atomic checkpoint backend (mmengine + mmcv) and the image loader
+    (in the ``scopes`` :func:`register_all` found)."""
     try:
         from . import runtime
     except ImportError:
         return False
-    runtime.register()
+    runtime.register(scopes)
     return True
 
 

@@ -35,9 +35,6 @@ from mmengine.model import is_model_wrapper
 
 from .fileio import atomic_path, remove_partial_files
 
-#: the scopes whose ``LoadImageFromFile`` is ours
-IMAGE_LOADER_SCOPES = ('mmdet', 'mmseg')
-
 
 class AtomicLocalBackend(LocalBackend):
     """Local files written atomically (temporary file in the same folder + rename)."""
@@ -215,15 +212,14 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         raise IOError(message)
 
 
-def register() -> None:
+def register(scopes) -> None:
+    """Hooks and the checkpoint backend in mmengine's registries; the image loader
+    under mmcv's name in the registries of ``scopes`` (mmdet, mmseg)."""
     from mmengine.fileio import register_backend
     from mmengine.registry import HOOKS
     register_backend('atomic_local', AtomicLocalBackend, force=True)
     for hook in (SafeCheckpointHook, RNGStateHook, RankConsistencyHook, StrictLoadHook):
         HOOKS.register_module(module=hook, force=True)
-    for scope in IMAGE_LOADER_SCOPES:
-        try:
-            transforms = importlib.import_module(f'{scope}.registry').TRANSFORMS
-        except ImportError:
-            continue
+    for scope in scopes:
+        transforms = importlib.import_module(f'{scope}.registry').TRANSFORMS
         transforms.register_module(name='LoadImageFromFile', module=LoadImageFromFile, force=True)

@@ -147,6 +147,10 @@ def test_segmentation_writes_label_maps(tmp_path):
     checkpoint = tmp_path / 'fpn.pth'
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     images = tmp_path / 'ade' / 'images' / 'validation'
+    from efficientvit_det.inference import build_inferencer
+    from mmseg.datasets import ADE20KDataset
+    drawn_with = build_inferencer(config, str(checkpoint)).visualizer.dataset_meta['classes']
+    assert tuple(drawn_with) == ADE20KDataset.METAINFO['classes']  # the config's, not Cityscapes'
     summary = infer.main([str(images), config, '--weights', str(checkpoint), '--out-dir',
                           str(tmp_path / 'out')])
     assert summary['images'] == 2 and 'predictions' not in summary

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -377,7 +378,7 @@ def test_sigterm_during_export_leaves_no_partial_file(tmp_path):
     process = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == 'writing', process.stderr.read()[-2000:]
-    assert (tmp_path / 'shvit.onnx.partial').exists()  # caught half-way
+    assert list(tmp_path.glob('shvit.onnx.partial-*'))  # caught half-way
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert out.read_text() == 'an earlier export'
@@ -474,3 +475,13 @@ def test_checks_run_on_given_weights_or_on_non_trivial_ones(tmp_path, capsys):
     rows = engine.main(['--backbone', 'shvit_s1', '--checkpoint', str(path), '--shape', '64',
                         '--mode', 'eager', 'fused', '--iters', '1', '--warmup', '0'])
     assert [r['status'] for r in rows] == ['ok', 'ok']
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import export_onnx as tool
+    out = tmp_path / 's1.onnx'
+    assert tool.main(['--backbone', 'shvit_s1', '--checkpoint', str(path), '--shape', '64',
+                      '--out', str(out)]) == 0
+    import onnxruntime as ort
+    x = torch.randn(1, 3, 64, 64)
+    exported = ort.InferenceSession(str(out)).run(None, {'input': x.numpy()})
+    with torch.no_grad():  # the exported graph carries the checkpoint's weights
+        assert np.allclose(exported[-1], trained.eval()(x)[-1].numpy(), atol=1e-4)

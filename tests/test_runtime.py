@@ -159,6 +159,11 @@ def test_degenerate_annotations_are_reported_by_id(coco, logged):
     _edit(ann, lambda data: data['annotations'][3].pop('bbox'))
     with pytest.raises(DatasetError, match=f'annotation {ids[3]} .* no "bbox"'):
         check_coco_annotations(str(ann), str(coco / 'train'), 'train')
+    _edit(ann, lambda data: data['annotations'][3].update(ignore=True))  # mmdet skips it first
+    check_coco_annotations(str(ann), str(coco / 'train'), 'train')
+    _edit(ann, lambda data: data['images'][0].pop('width'))
+    with pytest.raises(DatasetError, match='has no "width" / "height"'):
+        check_coco_annotations(str(ann), str(coco / 'train'), 'train')
 
 
 def test_empty_image_files_are_named_before_any_worker(coco, logged):

@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from efficientvit_det.fileio import exit_cleanly_on_sigterm
+from efficientvit_det.fileio import atomic_path, exit_cleanly_on_sigterm
 from efficientvit_det.latency.engine import at_least, build_target, parse_shape
 from efficientvit_det.latency.onnx_export import ExportUnsupported, export_onnx, validate
 
@@ -44,34 +44,34 @@ def main(argv=None):
     if args.fused:
         model.fuse()
     out = args.out or os.path.join('work_dirs', 'onnx', name.replace(':', '_') + '.onnx')
-    os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
     height, width = args.shape
     example = torch.randn(args.batch, 3, height, width)
-    staged = out + '.partial'
-    try:  # an interrupted or failed export leaves nothing behind
-        try:
+    invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
+    try:  # OUT is replaced only when the block completes: a matching export
+        with atomic_path(out) as staged:
             export_onnx(model, example, staged, dynamic=args.dynamic, opset=args.opset)
-        except ExportUnsupported as err:
-            print(f'cannot export {name}: {err}', file=sys.stderr)
-            return 2
-        other = torch.randn(args.batch + 1, 3, height + 64, width + 32) if args.dynamic else None
-        reports = validate(model, staged, example, args.dynamic, other)
-        for r in reports:
-            detail = r.get('error') or f"max abs {r['abs_err']:.2e}, rel {r['rel_err']:.2e}"
-            print(f"input {r['shape']} output {r['output']}: {'ok' if r['ok'] else 'MISMATCH'} "
-                  f"({detail})")
-        if all(r['ok'] for r in reports):
-            os.replace(staged, out)
-            print(f'wrote {out}')
-            return 0
-        invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
-        os.replace(staged, invalid)
+            other = (torch.randn(args.batch + 1, 3, height + 64, width + 32)
+                     if args.dynamic else None)
+            reports = validate(model, staged, example, args.dynamic, other)
+            for r in reports:
+                detail = r.get('error') or f"max abs {r['abs_err']:.2e}, rel {r['rel_err']:.2e}"
+                print(f"input {r['shape']} output {r['output']}: "
+                      f"{'ok' if r['ok'] else 'MISMATCH'} ({detail})")
+            if not all(r['ok'] for r in reports):
+                os.replace(staged, invalid)
+                raise ExportMismatch
+    except ExportUnsupported as err:
+        print(f'cannot export {name}: {err}', file=sys.stderr)
+        return 2
+    except ExportMismatch:
         print(f'the export does not match PyTorch: kept as {invalid}; {out} left as it was')
         return 1
-    finally:
-        if os.path.exists(staged):
-            os.remove(staged)
+    print(f'wrote {out}')
+    return 0
 
+
+class ExportMismatch(Exception):
+    """Leaves the atomic write without replacing OUT (the export was set aside)."""
 
 if __name__ == '__main__':
     sys.exit(main())
