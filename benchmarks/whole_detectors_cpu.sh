@@ -5,7 +5,7 @@
 #   bash benchmarks/whole_detectors_cpu.sh
 set -euo pipefail
 PYTHON=${PYTHON:-.venv/bin/python}
-for config in mask_rcnn_shvit_s4 mask_rcnn_efficientvit_m4 retinanet_shvit_s4 \
+for config in mask_rcnn_shvit_s4 retinanet_shvit_s4 mask_rcnn_efficientvit_m4 \
               retinanet_efficientvit_m4; do
   "$PYTHON" tools/benchmark_latency.py --config "configs/$config.py" --whole --shape 800x1333 \
       --mode eager --threads 2 --iters 5 --warmup 1 \

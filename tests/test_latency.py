@@ -101,6 +101,14 @@ def test_unwritable_out_is_refused_before_measuring(tmp_path, capsys, monkeypatc
         engine.main(['--backbone', 'shvit_s1', '--out', str(blocked / 'results')])
     assert f'--out {blocked / "results"}: cannot write' in capsys.readouterr().err
     assert not measured
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import export_onnx as tool
+    exported = []
+    monkeypatch.setattr(tool, 'export_onnx', lambda *a, **k: exported.append(1))
+    with pytest.raises(SystemExit):
+        tool.main(['--backbone', 'shvit_s1', '--shape', '64', '--out', str(blocked / 'x.onnx')])
+    assert f'--out: cannot write {blocked / "x.onnx"}' in capsys.readouterr().err
+    assert not exported
 
 
 def test_interrupted_results_write_keeps_the_old_file(tmp_path, monkeypatch):

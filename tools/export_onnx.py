@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from efficientvit_det.fileio import atomic_path, exit_cleanly_on_sigterm
+from efficientvit_det.fileio import atomic_path, check_writable, exit_cleanly_on_sigterm
 from efficientvit_det.latency.engine import at_least, build_target, parse_shape
 from efficientvit_det.latency.onnx_export import ExportUnsupported, export_onnx, validate
 
@@ -41,9 +41,13 @@ def main(argv=None):
     exit_cleanly_on_sigterm()
     name, kind, model = build_target(backbone=args.backbone, config=args.config,
                                      whole=args.whole, checkpoint=args.checkpoint)
+    out = args.out or os.path.join('work_dirs', 'onnx', name.replace(':', '_') + '.onnx')
+    try:  # found out now, not after the export
+        check_writable(out)
+    except OSError as err:
+        parser.error(f'--out: {err}')
     if args.fused:
         model.fuse()
-    out = args.out or os.path.join('work_dirs', 'onnx', name.replace(':', '_') + '.onnx')
     height, width = args.shape
     example = torch.randn(args.batch, 3, height, width)
     invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'

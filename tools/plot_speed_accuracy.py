@@ -4,7 +4,7 @@
         [--accuracy benchmarks/accuracy.csv] [--metric "COCO box AP"] [--mode best]
         [--out benchmarks/results/speed_accuracy.png]
 
-The accuracy table is CSV with columns ``target,accuracy[,source]`` (the papers'
+The accuracy table is CSV with columns ``target,metric,accuracy[,source]`` (the papers'
 numbers ship in benchmarks/accuracy.csv; add your own rows). One point per
 backbone: its latency in the chosen mode (``best``: its fastest successful mode).
 """
