@@ -10,6 +10,7 @@ from efficientvit_det.checkpoints import convert_key, convert_state_dict, load_b
 from efficientvit_det.models import EfficientViT, SHViT, UniForm, build_backbone, BACKBONE_NAMES
 from efficientvit_det.models.blocks import WindowAttention
 from efficientvit_det.models.uniform import ReuseAttention
+import plain_attention
 from helpers import randomize_, read_reference_keys
 
 timm = pytest.importorskip('timm')
@@ -41,40 +42,118 @@ def assert_features_close(reference, ours, atol=1e-5):
         assert err <= atol, f'stage {stage}: max abs error {err}'
 
 
-@pytest.mark.parametrize('name', [f'shvit_{v}' for v in SHVIT] +
-                         [f'efficientvit_{v}' for v in EFFICIENTVIT])
-def test_matches_timm_through_both_layouts(name, tmp_path, reference_dir):
-    reference = timm_reference(name)
-    ours, size = ours_like_timm(name)
-    x = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        expected = reference.forward_intermediates(x, intermediates_only=True)
-
-    # timm layout, through a saved file like a user's
-    timm_file = tmp_path / 'timm.pth'
-    torch.save(reference.state_dict(), timm_file)
-    assert load_backbone_checkpoint(ours, str(timm_file)) == 'timm'
-    with torch.no_grad():
-        assert_features_close(expected, ours.eval()(x))
-
-    # official release layout: every official key, mapped by the documented rules
+def official_layout_file(reference, name, reference_dir, path, same_windows=True):
+    """``reference``'s weights saved under every key of the official release, mapped by
+    the documented rules (bias tables of another window size than the release's
+    keep their own shape)."""
     official_keys = read_reference_keys(os.path.join(reference_dir, f'official_{name}.txt'))
     converted, _ = convert_state_dict(reference.state_dict())
     official = {}
     for key, shape in official_keys.items():
         if key.startswith('head.') or key.endswith('attention_bias_idxs'):
             official[key] = torch.zeros(shape)  # dropped on load
-        else:
-            official[key] = converted[convert_key(key)]
+            continue
+        official[key] = converted[convert_key(key)]
+        if same_windows or not key.endswith('attention_biases'):
             assert tuple(official[key].shape) == shape, key
     assert len(official) - sum(k.startswith('head.') or k.endswith('idxs') for k in official) \
         == len(converted)
-    official_file = tmp_path / 'official.pth'
-    torch.save({'model': official}, official_file)
-    fresh, _ = ours_like_timm(name)
-    assert load_backbone_checkpoint(fresh, str(official_file)) == 'official'
+    torch.save({'model': official}, path)
+
+
+def loaded_through_both_layouts(reference, build_ours, name, reference_dir, tmp_path,
+                                same_windows=True):
+    """Ours with ``reference``'s weights, once from a timm file and once from an
+    official-layout file, each saved and loaded like a user's."""
+    timm_file, official_file = tmp_path / 'timm.pth', tmp_path / 'official.pth'
+    torch.save(reference.state_dict(), timm_file)
+    official_layout_file(reference, name, reference_dir, official_file, same_windows)
+    models = []
+    for path, layout in ((timm_file, 'timm'), (official_file, 'official')):
+        ours = build_ours()
+        assert load_backbone_checkpoint(ours, str(path)) == layout
+        models.append(ours.eval())
+    return models
+
+
+@pytest.mark.parametrize('name', [f'shvit_{v}' for v in SHVIT] +
+                         [f'efficientvit_{v}' for v in EFFICIENTVIT])
+def test_matches_timm_through_both_layouts(name, tmp_path, reference_dir):
+    reference = timm_reference(name)
+    size = ours_like_timm(name)[1]
+    x = torch.randn(2, 3, size, size)
     with torch.no_grad():
-        assert_features_close(expected, fresh.eval()(x))
+        expected = reference.forward_intermediates(x, intermediates_only=True)
+        for ours in loaded_through_both_layouts(reference, lambda: ours_like_timm(name)[0],
+                                                name, reference_dir, tmp_path):
+            assert_features_close(expected, ours(x))
+
+
+def assert_features_match(reference, ours, rtol=1e-5):
+    """Stage by stage, error relative to the stage's largest value (non-trivial
+    weights make features large)."""
+    assert [a.shape for a in reference] == [b.shape for b in ours]
+    for stage, (a, b) in enumerate(zip(reference, ours)):
+        err = ((a - b).abs().max() / a.abs().max()).item()
+        assert err <= rtol, f'stage {stage}: error {err:.2e} of the largest value'
+
+
+def at_detection_size(name):
+    """timm's model and ours as the detectors run them: built for 512x512, EfficientViT
+    with 7x7 windows in every stage (timm then pads every map that is not exactly one
+    window, so stage maps of 32, 21x33, 16, 11x17, 8, 6x9 go through the padding path)."""
+    family, variant = name.split('_')
+    if family == 'shvit':
+        return randomize_(timm.create_model(name).eval()), lambda: SHViT(variant)
+    reference = timm.create_model(name, img_size=512, window_size=(7, 7, 7)).eval()
+    return randomize_(reference), lambda: EfficientViT(variant, window_size=7)
+
+
+@pytest.mark.parametrize('name', ['shvit_s1', 'shvit_s4', 'efficientvit_m0', 'efficientvit_m2',
+                                  'efficientvit_m4', 'efficientvit_m5'])
+def test_matches_timm_at_detection_sizes_through_both_layouts(name, tmp_path, reference_dir):
+    reference, build_ours = at_detection_size(name)
+    models = loaded_through_both_layouts(reference, build_ours, name, reference_dir, tmp_path,
+                                         same_windows=False)
+    for size in ((512, 512), (448, 448), (333, 517)):
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            expected = reference.forward_intermediates(x, intermediates_only=True)
+            for ours in models:
+                assert_features_match(expected, ours(x))
+
+
+PLAIN_WINDOW = 7
+PLAIN_ATTENTION = {'efficientvit': plain_attention.cascaded_group_attention,
+                   'uniform': plain_attention.reuse_attention}
+
+
+def with_plain_attention(model, x, monkeypatch):
+    """``model``'s features with every window attention replaced by the plain version."""
+    plain = PLAIN_ATTENTION[type(model).__name__.lower()]
+
+    def forward(self, features):
+        return plain_attention.in_windows(
+            features, PLAIN_WINDOW, lambda window: plain(self.attn, window, PLAIN_WINDOW))
+    with monkeypatch.context() as patch:
+        patch.setattr(WindowAttention, 'forward', forward)
+        with torch.no_grad():
+            return model(x)
+
+
+@pytest.mark.parametrize('name', ['efficientvit_m1', 'efficientvit_m4', 'uniform_xs',
+                                  'uniform_l'])
+@pytest.mark.parametrize('size', [(333, 517), (320, 384)], ids=['333x517', '320x384'])
+def test_window_attention_matches_a_plain_implementation(name, size, monkeypatch):
+    """EfficientViT's and UniForm's attention against the plain per-window, per-head
+    versions in tests/plain_attention.py. At 320x384 the last stage is 5x6, smaller
+    than a window: one window with the 5x6 sub-table of the bias (the design; timm
+    pads it to 7x7 instead, so timm cannot check this path)."""
+    model = randomize_(build_backbone(name, window_size=PLAIN_WINDOW)).eval()
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        ours = model(x)
+    assert_features_match(with_plain_attention(model, x, monkeypatch), ours)
 
 
 @pytest.mark.parametrize('variant', UNIFORM)

@@ -1,23 +1,27 @@
 """The numerical checks can see a wrong attention.
 
 A fresh backbone is an identity network (every residual branch ends in a zero-weight
-BatchNorm), so a check on fresh weights passes whatever the attention computes. Here
-SHViT's attention is broken on purpose (softmax over the wrong axis), and the
-latency tool's per-mode check, the ONNX validation and the reference equivalence
-must each catch it on the weights they use; the same check on fresh weights is
-shown to miss it.
+BatchNorm, every attention-bias table is zero), so a check on fresh weights passes
+whatever the attention computes. Here the attention is broken on purpose in two
+ways -- SHViT's softmax over the wrong axis, EfficientViT's / UniForm's bias table
+gathered transposed (|dx|, |dy| for |dy|, |dx|) -- and the latency tool's per-mode
+check, the ONNX validation and the reference equivalence (timm at a detection size;
+the plain implementation in tests/plain_attention.py) must each catch it on the
+weights they use; the same checks on fresh weights are shown to miss it.
 """
 import contextlib
 
 import pytest
 import torch
 
-from efficientvit_det.checkpoints import load_backbone_checkpoint
 from efficientvit_det.latency.engine import build_target, run_grid
 from efficientvit_det.latency.onnx_export import export_onnx, validate
 from efficientvit_det.models import build_backbone
+from efficientvit_det.models.blocks import RelativePositionAttention
 from efficientvit_det.models.shvit import SingleHeadAttention
-from test_backbones import assert_features_close, ours_like_timm, timm_reference
+from helpers import randomize_
+from test_backbones import (assert_features_match, at_detection_size,
+                            loaded_through_both_layouts, with_plain_attention)
 
 
 @contextlib.contextmanager
@@ -33,9 +37,7 @@ def wrong_softmax_axis():
         torch.Tensor.softmax = real
 
 
-def break_attention(monkeypatch, only_when_traced: bool):
-    """SHViT's attention normalises over keys' wrong axis (only in traced graphs:
-    the bug a deployment path alone would have)."""
+def _softmax_over_wrong_axis(monkeypatch, only_when_traced):
     forward = SingleHeadAttention.forward
 
     def broken(self, x):
@@ -46,41 +48,81 @@ def break_attention(monkeypatch, only_when_traced: bool):
     monkeypatch.setattr(SingleHeadAttention, 'forward', broken)
 
 
+def _bias_table_gathered_transposed(monkeypatch, only_when_traced):
+    index = RelativePositionAttention._index
+
+    def broken(self, height, width, device):
+        offsets = index(self, height, width, device)  # |dy| * window + |dx|
+        if only_when_traced and not torch.jit.is_tracing():
+            return offsets
+        return (offsets % self.window_size) * self.window_size + offsets // self.window_size
+    monkeypatch.setattr(RelativePositionAttention, '_index', broken)
+
+
+BUGS = {'shvit_s1': _softmax_over_wrong_axis, 'efficientvit_m0': _bias_table_gathered_transposed,
+        'uniform_xs': _bias_table_gathered_transposed}
+
+
+def break_attention(monkeypatch, name, only_when_traced: bool):
+    """Plant ``name``'s bug; ``only_when_traced``: in traced graphs only (the bug a
+    deployment path alone would have)."""
+    BUGS[name](monkeypatch, only_when_traced)
+
+
 def _statuses(target):
     rows = run_grid([target], [(64, 96)], [1], ['eager', 'torchscript'], 'cpu', 1, iters=1,
                     warmup=0)
     return {row['mode']: row['status'] for row in rows}
 
 
-def test_latency_check_catches_a_wrong_traced_attention(monkeypatch):
-    break_attention(monkeypatch, only_when_traced=True)
-    assert _statuses(build_target(backbone='shvit_s1'))['torchscript'] == 'mismatch'
+@pytest.mark.parametrize('name', list(BUGS))
+def test_latency_check_catches_a_wrong_traced_attention(name, monkeypatch):
+    break_attention(monkeypatch, name, only_when_traced=True)
+    assert _statuses(build_target(backbone=name))['torchscript'] == 'mismatch'
     # the same check on a freshly built (identity) backbone sees nothing
-    fresh = ('shvit_s1', 'backbone', build_backbone('shvit_s1').eval())
+    fresh = (name, 'backbone', build_backbone(name).eval())
     assert _statuses(fresh)['torchscript'] == 'ok'
 
 
-def test_onnx_validation_catches_a_wrong_traced_attention(monkeypatch, tmp_path):
-    break_attention(monkeypatch, only_when_traced=True)
+@pytest.mark.parametrize('name', list(BUGS))
+def test_onnx_validation_catches_a_wrong_traced_attention(name, monkeypatch, tmp_path):
+    break_attention(monkeypatch, name, only_when_traced=True)
     example = torch.randn(1, 3, 64, 96)
-    for model, caught in ((build_target(backbone='shvit_s1')[2], True),
-                          (build_backbone('shvit_s1').eval(), False)):
+    for model, caught in ((build_target(backbone=name)[2], True),
+                          (build_backbone(name).eval(), False)):
         path = str(tmp_path / f'{caught}.onnx')
         export_onnx(model, example, path)
         reports = validate(model, path, example, dynamic=False)
         assert (not all(r['ok'] for r in reports)) is caught
 
 
-@pytest.mark.parametrize('name', ['shvit_s1'])
-def test_reference_equivalence_catches_a_wrong_attention(name, monkeypatch, tmp_path):
-    reference = timm_reference(name)  # random weights, as the equivalence tests use
-    ours, size = ours_like_timm(name)
-    torch.save(reference.state_dict(), tmp_path / 'timm.pth')
-    load_backbone_checkpoint(ours, str(tmp_path / 'timm.pth'))
-    x = torch.randn(1, 3, size, size)
+@pytest.mark.parametrize('name', ['shvit_s1', 'efficientvit_m0'])
+def test_timm_equivalence_catches_a_wrong_attention(name, monkeypatch, tmp_path, reference_dir):
+    reference, build_ours = at_detection_size(name)
+    ours = loaded_through_both_layouts(reference, build_ours, name, reference_dir, tmp_path,
+                                       same_windows=False)[0]
+    x = torch.randn(1, 3, 333, 517)
     with torch.no_grad():
         expected = reference.forward_intermediates(x, intermediates_only=True)
-        assert_features_close(expected, ours.eval()(x))  # intact: equal
-        break_attention(monkeypatch, only_when_traced=False)
-        with pytest.raises(AssertionError, match='max abs error'):
-            assert_features_close(expected, ours(x))
+        assert_features_match(expected, ours(x))  # intact: equal
+        break_attention(monkeypatch, name, only_when_traced=False)
+        with pytest.raises(AssertionError, match='of the largest value'):
+            assert_features_match(expected, ours(x))
+
+
+@pytest.mark.parametrize('name', ['efficientvit_m0', 'uniform_xs'])
+def test_plain_implementation_catches_a_transposed_bias_table(name, monkeypatch):
+    x = torch.randn(1, 3, 320, 384)  # windows of 7x7 and a 5x6 one
+    model = randomize_(build_backbone(name, window_size=7)).eval()
+    with monkeypatch.context() as patch:
+        break_attention(patch, name, only_when_traced=False)
+        with torch.no_grad():
+            broken = model(x)
+    with pytest.raises(AssertionError, match='of the largest value'):
+        assert_features_match(with_plain_attention(model, x, monkeypatch), broken)
+    fresh = build_backbone(name, window_size=7).eval()  # zero bias tables: blind
+    with monkeypatch.context() as patch:
+        break_attention(patch, name, only_when_traced=False)
+        with torch.no_grad():
+            broken = fresh(x)
+    assert_features_match(with_plain_attention(fresh, x, monkeypatch), broken)
