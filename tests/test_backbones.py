@@ -8,7 +8,7 @@ from torch import nn
 
 from efficientvit_det.checkpoints import convert_key, convert_state_dict, load_backbone_checkpoint
 from efficientvit_det.models import EfficientViT, SHViT, UniForm, build_backbone, BACKBONE_NAMES
-from efficientvit_det.models.blocks import WindowAttention
+from efficientvit_det.models.blocks import Residual, WindowAttention
 from efficientvit_det.models.uniform import ReuseAttention
 import plain_attention
 from helpers import randomize_, read_reference_keys
@@ -278,6 +278,21 @@ def test_drop_path_is_stochastic_only_in_training():
     assert not torch.allclose(a, b)
     model.eval()
     torch.testing.assert_close(model(x)[-1], model(x)[-1])
+
+
+def test_drop_path_drops_whole_samples_and_keeps_the_expectation():
+    """Stochastic depth: each sample's branch is kept whole, scaled by 1/keep, or
+    dropped whole; on average the branch is unchanged."""
+    torch.manual_seed(0)
+    branch = Residual(nn.Identity(), drop_path_prob=0.25).train()
+    x = torch.ones(4000, 3, 2, 2)
+    added = (branch(x) - x).flatten(1)  # what the branch contributed, per sample
+    dropped = (added == 0).all(dim=1)
+    kept = torch.isclose(added, torch.tensor(1 / 0.75)).all(dim=1)
+    assert bool((dropped | kept).all())  # never part of a sample
+    assert 0.72 < kept.float().mean().item() < 0.78
+    assert abs(added.mean().item() - 1.0) < 0.05
+    assert torch.equal(branch.eval()(x), 2 * x)  # eval: the whole branch, unscaled
 
 
 def test_out_indices_subset():

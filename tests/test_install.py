@@ -28,7 +28,8 @@ def test_openmmlab_stack_and_timm_import_together():
     import timm
     import efficientvit_det
     assert mmdet.__version__ == '3.3.0' and mmseg.__version__ == '1.2.2'
-    assert timm.__version__ >= '1.0.16'
+    from packaging.version import Version
+    assert Version(timm.__version__) >= Version('1.0.16')  # as strings, '1.0.9' > '1.0.16'
     assert set(efficientvit_det.REGISTERED_SCOPES) == {'mmdet', 'mmseg'}
 
 

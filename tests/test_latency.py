@@ -11,7 +11,7 @@ import torch
 
 from efficientvit_det.latency import engine
 from efficientvit_det.latency.onnx_export import compare_with_onnxruntime, export_onnx
-from efficientvit_det.latency.trtexec import PINNED_FLAGS, build_command, parse_trtexec, to_row
+from efficientvit_det.latency.trtexec import build_command, parse_trtexec, to_row
 from efficientvit_det.models import build_backbone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -308,11 +308,34 @@ def test_jetson_parser_tool_prints_the_table_and_writes_the_schema(log, tmp_path
     assert document['schema'] == engine.SCHEMA and document['results'][0]['peak_mem_mb'] is None
 
 
-def test_trtexec_command_is_pinned():
-    command = build_command('m.onnx', 'm.engine', 1, 512, 512)
-    assert '--shapes=input:1x3x512x512' in command
-    assert all(flag in command for flag in PINNED_FLAGS)
-    assert {'--fp16', '--useCudaGraph', '--useSpinWait', '--separateProfileRun'} <= set(command)
+# written out here, not read from the module: changing a flag must change this test
+EXPECTED_TRTEXEC_FLAGS = ['--fp16', '--useCudaGraph', '--useSpinWait', '--separateProfileRun',
+                          '--noDataTransfers', '--warmUp=500', '--duration=10',
+                          '--iterations=200']
+
+
+def test_jetson_recipe_runs_trtexec_with_the_pinned_flags(tmp_path):
+    """tools/jetson/build_and_profile.sh as a user runs it, against a stand-in trtexec
+    that records its arguments and prints a TensorRT 10 log."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (tmp_path / 'trtexec.log').write_text(TRTEXEC_LOG)
+    fake = bin_dir / 'trtexec'
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\n'
+                    f'cat {tmp_path}/trtexec.log\n')
+    fake.chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable), os.environ['PATH']])
+    result = subprocess.run(
+        ['bash', 'tools/jetson/build_and_profile.sh', str(tmp_path / 'm.onnx'), 'shvit_s4',
+         '384x640', '2'], cwd=ROOT, capture_output=True, text=True,
+        env=dict(os.environ, PATH=path, OUT=str(tmp_path / 'result')))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / 'argv').read_text().splitlines() == [
+        f'--onnx={tmp_path}/m.onnx', f'--saveEngine={tmp_path}/m_b2_384x640_fp16.engine',
+        '--shapes=input:2x3x384x640'] + EXPECTED_TRTEXEC_FLAGS  # our ONNX input's name
+    assert 'sudo nvpmodel -m 0' in result.stdout
+    assert json.load(open(tmp_path / 'result.json'))['results'][0]['median_ms'] == 2.4
+    assert build_command('m.onnx', 'm.engine', 1, 512, 512)[4:] == EXPECTED_TRTEXEC_FLAGS
 
 
 def test_backbone_mode_needs_torch_only(tmp_path):
