@@ -306,24 +306,44 @@ def short_run_options(coco, epochs):
     return toy_options(coco, workers=1) + [
         'train_dataloader.batch_size=2', f'train_cfg.max_epochs={epochs}',
         f'train_cfg.val_interval={epochs + 1}', 'default_hooks.checkpoint.interval=1',
+        'default_hooks.logger.interval=1',
         'default_hooks.checkpoint.max_keep_ckpts=-1', 'randomness.seed=0',
         'randomness.deterministic=True']
 
 
 def _train(coco, work_dir, epochs, extra=()):
-    return subprocess.Popen(
+    """A training process whose output goes to ``<work_dir>.<n>.log`` (a file: a
+    pipe nobody reads would fill and stall it); returns (process, log path)."""
+    log = f'{work_dir}.{len(glob.glob(f"{work_dir}.*.log"))}.log'
+    process = subprocess.Popen(
         [PYTHON, 'tools/train.py', TOY_CONFIG, '--work-dir', str(work_dir), *extra,
          '--cfg-options', *short_run_options(coco, epochs)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+    return process, log
+
+
+def _tail(log):
+    return open(log).read()[-3000:]
+
+
+def _logged_losses(work_dir):
+    """{iteration: loss} of each run logged in ``work_dir``, oldest run first."""
+    runs = sorted(glob.glob(str(work_dir / '2*' / 'vis_data' / 'scalars.json')))
+    return [{r['step']: r['loss'] for r in map(json.loads, open(path)) if 'loss' in r}
+            for path in runs]
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(coco, tmp_path):
+    """The resumed run must really resume: it starts after the checkpoint's iteration,
+    its first iterations see the same data, augmentation and RoI sampling as the
+    uninterrupted run (RNG states restored), and it leaves the earlier checkpoint
+    as it was. A silent restart from scratch fails each of these."""
     epochs = 3
-    reference = _train(coco, tmp_path / 'reference', epochs)
-    killed = _train(coco, tmp_path / 'killed', epochs)
+    reference, reference_log = _train(coco, tmp_path / 'reference', epochs)
+    killed, killed_log = _train(coco, tmp_path / 'killed', epochs)
     deadline = time.time() + 300
     while not (tmp_path / 'killed' / 'epoch_1.pth').exists():  # kill mid-epoch 2
-        assert killed.poll() is None and time.time() < deadline, killed.stderr.read()[-2000:]
+        assert killed.poll() is None and time.time() < deadline, _tail(killed_log)
         time.sleep(0.2)
     time.sleep(1.0)
     killed.send_signal(signal.SIGKILL)
@@ -331,10 +351,26 @@ def test_sigkill_then_resume_matches_uninterrupted_run(coco, tmp_path):
     assert not (tmp_path / 'killed' / f'epoch_{epochs}.pth').exists()
     leftovers = [p.name for p in (tmp_path / 'killed').iterdir() if '.partial' in p.name]
     assert not leftovers
+    resume_from = max((tmp_path / 'killed').glob('epoch_*.pth'), key=lambda p: p.stat().st_mtime)
+    before = resume_from.read_bytes()
+    resumed_epoch = torch.load(resume_from)['meta']['epoch']
 
-    resumed = _train(coco, tmp_path / 'killed', epochs, extra=['--resume'])
-    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-3000:]
-    assert reference.wait(timeout=600) == 0, reference.stderr.read()[-3000:]
+    resumed, resumed_log = _train(coco, tmp_path / 'killed', epochs, extra=['--resume'])
+    assert resumed.wait(timeout=600) == 0, _tail(resumed_log)
+    log = open(resumed_log).read()
+    assert f'resuming from {resume_from}' in log
+    assert f'resumed epoch: {resumed_epoch}' in log
+    assert 'restored RNG states from the checkpoint' in log
+    assert resume_from.read_bytes() == before  # not rewritten
+    assert reference.wait(timeout=600) == 0, _tail(reference_log)
+
+    expected = _logged_losses(tmp_path / 'reference')[0]
+    continued = _logged_losses(tmp_path / 'killed')[-1]
+    iters_per_epoch = len(expected) // epochs
+    assert sorted(continued) == list(range(resumed_epoch * iters_per_epoch + 1,
+                                           epochs * iters_per_epoch + 1))
+    for step, loss in continued.items():  # the same batches, flips and RoI samples
+        assert loss == pytest.approx(expected[step], rel=1e-4), step
     final_a = torch.load(tmp_path / 'reference' / f'epoch_{epochs}.pth')
     final_b = torch.load(tmp_path / 'killed' / f'epoch_{epochs}.pth')
     assert final_a['meta']['iter'] == final_b['meta']['iter']
@@ -431,6 +467,48 @@ def test_two_process_cpu_ddp_ranks_agree(coco, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(tmp_path / 'ddp' / 'rank_consistency.json'))
     assert report['ranks'] == 2 and report['agree'] is True
+
+
+RANK_CHECK = """
+import sys, torch, torch.distributed as dist
+from types import SimpleNamespace
+from efficientvit_det.runtime import RankConsistencyHook
+dist.init_process_group('gloo')
+torch.manual_seed(0)
+model = torch.nn.Linear(4, 4)
+if dist.get_rank() == 1 and sys.argv[1] == 'diverge':
+    with torch.no_grad():
+        model.weight[0, 0] += 1e-4  # what a broken all-reduce would leave
+try:
+    RankConsistencyHook().after_train(SimpleNamespace(model=model, work_dir=sys.argv[2]))
+    print('finished')
+except RuntimeError as err:
+    print(err)
+"""
+
+
+@pytest.mark.parametrize('weights', ['same', 'diverge'])
+def test_rank_consistency_hook_raises_when_ranks_disagree(weights, tmp_path):
+    """Two real gloo ranks: weights apart by 1e-4 in one element make every rank raise."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    ranks = [subprocess.Popen(
+        [PYTHON, '-c', RANK_CHECK, weights, str(tmp_path)], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(os.environ, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), WORLD_SIZE='2',
+                 RANK=str(rank))) for rank in range(2)]
+    outputs = [rank.communicate(timeout=120) for rank in ranks]
+    report = json.load(open(tmp_path / 'rank_consistency.json'))
+    assert report['ranks'] == 2
+    if weights == 'same':
+        assert report['agree'] is True
+        assert [out.strip() for out, _ in outputs] == ['finished'] * 2, outputs
+    else:
+        assert report['agree'] is False
+        assert [out.strip() for out, _ in outputs] == [
+            f'rank {rank}: model weights differ across ranks' for rank in range(2)], outputs
 
 
 # ----------------------------------------------------------------------------- strict loading
