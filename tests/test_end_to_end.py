@@ -3,10 +3,11 @@ actually learns (metric far above an untrained model's)."""
 import json
 import os
 
+import numpy as np
 import torch
 
 from efficientvit_det import cli, demo
-from efficientvit_det.toy_data import make_ade_toy, make_coco_toy
+from efficientvit_det.toy_data import ADE_SHAPE_LABELS, make_ade_toy, make_coco_toy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,30 +45,86 @@ def _seg_options(root, iters):
     options += [f'{s}_dataloader.persistent_workers=False' for s in ('train', 'val', 'test')]
     return options + [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
                       f'param_scheduler.1.end={iters}',
-                      f'default_hooks.checkpoint.interval={iters}']
+                      f'default_hooks.checkpoint.interval={iters}', 'randomness.seed=0']
 
 
-def test_training_learns_far_above_untrained(tmp_path):
-    """Semantic FPN + SHViT-S1 from scratch on toy ADE20K: a short run must lift
-    mIoU far above what the same model scores untrained."""
+def iou_by_class(predicted_dir, label_dir, classes):
+    """IoU of each group of label values over a folder of predicted label maps
+    (written by ``tools/test.py --out``) against the ground truth; unlabelled (0)
+    pixels ignored. ``classes``: one tuple of label values per reported class."""
+    import cv2
+    intersection, union = np.zeros(len(classes)), np.zeros(len(classes))
+    for name in sorted(os.listdir(label_dir)):
+        truth = cv2.imread(os.path.join(label_dir, name), cv2.IMREAD_UNCHANGED)
+        predicted = cv2.imread(os.path.join(predicted_dir, name), cv2.IMREAD_UNCHANGED)
+        labelled = truth > 0
+        for i, values in enumerate(classes):
+            is_truth = np.isin(truth, values) & labelled
+            is_predicted = np.isin(predicted, values) & labelled
+            intersection[i] += (is_truth & is_predicted).sum()
+            union[i] += (is_truth | is_predicted).sum()
+    return intersection / np.maximum(union, 1)
+
+
+def test_training_learns_the_shapes_and_the_test_tool_loads_the_checkpoint(tmp_path):
+    """Semantic FPN + SHViT-S1 from scratch on toy ADE20K. After a short run the
+    shapes must be segmented from the background (IoU of the shape pixels, whatever
+    their class: a background-only or prior-only model scores 0), and tools/test.py
+    must score the checkpoint it is given: the trained one far above the untrained
+    one of the same config."""
     data = tmp_path / 'toy_ade'
     make_ade_toy(str(data), num_train=48, num_val=8, seed=2)
     config = os.path.join(ROOT, 'configs', 'toy', 'fpn_shvit_s1_ade20k_toy.py')
     iters = E2E_ITERS
-    runner = cli.train_main([config, '--work-dir', str(tmp_path / 'trained'),
-                             '--cfg-options', *_seg_options(data, iters)])
-    trained = runner.test()
+    cli.train_main([config, '--work-dir', str(tmp_path / 'trained'),
+                    '--cfg-options', *_seg_options(data, iters)])
     untrained_ckpt = tmp_path / 'untrained.pth'
     torch.manual_seed(0)
     from mmengine.config import Config
     from test_detection import build_from_config
     torch.save({'state_dict': build_from_config(Config.fromfile(config)).state_dict()},
                untrained_ckpt)
-    untrained = cli.test_main([config, str(untrained_ckpt), '--work-dir',
-                               str(tmp_path / 'untrained'), '--cfg-options',
-                               *_seg_options(data, iters)])
-    assert trained['mIoU'] > untrained['mIoU'] + E2E_MARGIN, (trained, untrained)
+    metrics, ious = {}, {}
+    for name, checkpoint in (('trained', tmp_path / 'trained' / f'iter_{iters}.pth'),
+                             ('untrained', untrained_ckpt)):
+        out = tmp_path / f'{name}_pred'
+        metrics[name] = cli.test_main([config, str(checkpoint), '--out', str(out),
+                                       '--work-dir', str(tmp_path / f'{name}_test'),
+                                       '--cfg-options', *_seg_options(data, iters)])
+        ious[name] = iou_by_class(out, data / 'annotations' / 'validation',
+                                  [SHAPE_LABELS, *((label,) for label in SHAPE_LABELS)])
+    assert metrics['trained']['mIoU'] > metrics['untrained']['mIoU'] + E2E_MARGIN, metrics
+    assert ious['trained'][0] > SHAPES_IOU_BOUND, ious
 
 
 E2E_ITERS = 80
 E2E_MARGIN = 15.0
+SHAPE_LABELS = tuple(ADE_SHAPE_LABELS.values())  # label values of the three shape classes
+SHAPES_IOU_BOUND = 0.2  # all shape pixels against the background
+
+
+def test_toy_data_is_deterministic_for_a_seed(tmp_path):
+    import filecmp
+    for name, seed in (('a', 4), ('b', 4), ('c', 5)):
+        make_coco_toy(str(tmp_path / name / 'coco'), num_train=12, num_val=2, seed=seed)
+        make_ade_toy(str(tmp_path / name / 'ade'), num_train=4, num_val=2, seed=seed)
+
+    def files(root):
+        return sorted(os.path.relpath(os.path.join(d, f), root)
+                      for d, _, names in os.walk(root) for f in names)
+    same = files(tmp_path / 'a')
+    assert same == files(tmp_path / 'b')
+    _, mismatch, errors = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'b', same, shallow=False)
+    assert not mismatch and not errors
+    _, mismatch, _ = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'c', same, shallow=False)
+    assert mismatch  # another seed, other data
+    annotations = json.load(open(tmp_path / 'a' / 'coco' / 'annotations' /
+                                 'instances_train.json'))['annotations']
+    kinds = {type(a['segmentation']).__name__ for a in annotations}
+    assert kinds == {'list', 'dict'}  # polygons and RLE
+    import cv2
+    labels = set()
+    for name in os.listdir(tmp_path / 'a' / 'ade' / 'annotations' / 'training'):
+        labels |= set(np.unique(cv2.imread(
+            str(tmp_path / 'a' / 'ade' / 'annotations' / 'training' / name), -1)).tolist())
+    assert {0, 1} <= labels <= {0, 1, *ADE_SHAPE_LABELS.values()}

@@ -205,6 +205,10 @@ def test_a_mode_computing_other_features_is_a_mismatch_never_best(monkeypatch, t
     assert 'shvit_s1 fused (inf/NaN)' in latency_table.table(document)
 
 
+def test_mode_check_tolerances_are_the_documented_ones():
+    assert engine.TOLERANCE == {'fp32': 5e-3, 'fp16': 5e-2, 'bf16': 1e-1}  # README, Latency
+
+
 def test_relative_error_catches_shape_count_and_non_finite_outputs():
     from efficientvit_det.latency.measure import max_relative_error
     reference = [torch.ones(2, 3), torch.full((4,), -2.0)]

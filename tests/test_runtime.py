@@ -273,6 +273,21 @@ def test_every_shipped_config_passes_the_option_check():
         check_config_options(Config.fromfile(config))
 
 
+def test_every_shipped_config_carries_the_safe_runtime():
+    """What README promises for every config: atomic checkpoints saved in a safe
+    order, RNG states in checkpoints, strict loading of load_from / --resume."""
+    from mmengine.config import Config
+    configs = glob.glob(os.path.join(ROOT, 'configs', '*.py')) + \
+        glob.glob(os.path.join(ROOT, 'configs', 'toy', '[!_]*.py'))
+    for config in configs:
+        cfg = Config.fromfile(config)
+        checkpoint = cfg.default_hooks.checkpoint
+        assert checkpoint.type == 'SafeCheckpointHook', config
+        assert checkpoint.backend_args == dict(backend='atomic_local'), config
+        hooks = {hook['type'] for hook in cfg.custom_hooks}
+        assert {'RNGStateHook', 'StrictLoadHook'} <= hooks, config
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 def test_atomic_backend_never_leaves_a_partial_file(tmp_path, monkeypatch):
