@@ -208,6 +208,24 @@ def test_any_input_size_train_and_eval_and_fuse(name):
         assert rel <= 1e-4, f'{name}: fused differs by {rel:.2e} relative'
 
 
+@pytest.mark.parametrize('name', ['shvit_s1', 'efficientvit_m0', 'uniform_xs'])
+def test_fuse_folds_every_depthwise_residual_into_its_kernel(name):
+    """fuse() leaves no BatchNorm and no residual around a depthwise conv: the
+    identity goes into the kernel's centre (outputs equal: the test above)."""
+    model = build_backbone(name).eval()
+
+    def depthwise_residuals(module):
+        return [m for m in module.modules() if isinstance(m, Residual)
+                and isinstance(getattr(m.m, 'conv', m.m), nn.Conv2d)
+                and getattr(m.m, 'conv', m.m).groups > 1]
+    residuals = len([m for m in model.modules() if isinstance(m, Residual)])
+    folded = len(depthwise_residuals(model))
+    assert folded > 0
+    model.fuse()
+    assert not depthwise_residuals(model)
+    assert len([m for m in model.modules() if isinstance(m, Residual)]) == residuals - folded
+
+
 def test_window_attention_pads_partitions_and_crops():
     class Tag(nn.Module):  # adds each window's own mean: reveals window membership
         def forward(self, x):

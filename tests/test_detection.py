@@ -235,6 +235,19 @@ def test_missing_coco_names_the_path(tmp_path, monkeypatch):
     assert not (tmp_path / 'work_dirs').exists() or not any((tmp_path / 'work_dirs').iterdir())
 
 
+def test_test_tool_checks_options_and_data_before_loading_anything(tmp_path, monkeypatch):
+    """tools/test.py stops on a misspelt option and on a missing dataset with one line,
+    before it builds the runner or opens the checkpoint (which does not exist here)."""
+    from efficientvit_det.config_check import ConfigOptionError
+    config = os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')
+    missing = str(tmp_path / 'no.pth')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigOptionError, match="unknown option 'intervall'"):
+        cli.test_main([config, missing, '--cfg-options', 'default_hooks.logger.intervall=5'])
+    with pytest.raises(DatasetNotFoundError, match='data/coco/annotations/instances_val2017.json'):
+        cli.test_main([config, missing])
+
+
 def test_timm_backbone_freezes_and_reports_strides():
     from efficientvit_det.models.timm_backbone import TimmBackbone
     backbone = TimmBackbone('repvit_m1_1', frozen_stages=1, norm_eval=True).train()

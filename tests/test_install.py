@@ -58,6 +58,16 @@ def test_every_registered_type_builds_in_both_scopes(scope):
         assert type(model) is cls
 
 
+def test_image_loader_is_ours_in_both_scopes():
+    """mmdet's and mmseg's pipelines name ``LoadImageFromFile``; both get ours (the
+    one that names an unreadable file)."""
+    import mmdet.registry
+    import mmseg.registry
+    from efficientvit_det.runtime import LoadImageFromFile
+    assert mmdet.registry.TRANSFORMS.get('LoadImageFromFile') is LoadImageFromFile
+    assert mmseg.registry.TRANSFORMS.get('LoadImageFromFile') is LoadImageFromFile
+
+
 def test_models_import_without_openmmlab():
     """The backbone package must import where only torch is installed."""
     code = (

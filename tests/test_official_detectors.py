@@ -506,6 +506,18 @@ def test_recipe_is_the_official_one(name):
         assert (neck.num_extra_trans_convs, neck.add_extra_convs) == (1, 'on_input')
 
 
+@pytest.mark.parametrize('name', ['mask_rcnn_fastvit_sa12.py', 'mask_rcnn_repvit_m1_1.py'])
+def test_timm_backbone_configs_share_the_recipe(name):
+    """README: the timm-backbone configs use the same optimizer, schedule, data and
+    padding as ours."""
+    ours = Config.fromfile(os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s4.py'))
+    theirs = Config.fromfile(os.path.join(ROOT, 'configs', name))
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'auto_scale_lr',
+                'train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert theirs[key] == ours[key], key
+    assert theirs.model.data_preprocessor == ours.model.data_preprocessor
+
+
 def test_pad_to_32_keeps_every_level_aligned():
     """Padded to 32 (not 64), the stride-16 map is exact, so the transposed levels are
     exactly image/4 and image/8; the stride-64 map rounds up (3 rows for 160 pixels)."""

@@ -136,3 +136,49 @@ def test_missing_ade_names_the_path(tmp_path, monkeypatch):
         cli.train_main([os.path.join(ROOT, 'configs', 'fpn_shvit_s1_ade20k.py')])
     assert 'data/ade/ADEChallengeData2016/images/training' in str(err.value)
     assert '{images,annotations}/{training,validation}' in str(err.value)
+
+
+@pytest.mark.parametrize('name', sorted(f for f in os.listdir(os.path.join(ROOT, 'configs'))
+                                        if f.endswith('_ade20k.py')))
+def test_segmentation_recipes_are_the_documented_ones(name):
+    """README's config table: Semantic FPN and UperNet recipes."""
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', name))
+    optimizer, paramwise = cfg.optim_wrapper.optimizer, cfg.optim_wrapper.paramwise_cfg
+    assert paramwise.norm_decay_mult == 0.0
+    assert paramwise.custom_keys == {'attention_biases': dict(decay_mult=0.0)}
+    assert cfg.model.data_preprocessor.test_cfg == dict(size_divisor=64)
+    if name.startswith('fpn_'):
+        assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 2e-4, 1e-4)
+        assert [(s.type, s.power, s.end) for s in cfg.param_scheduler] == [
+            ('PolyLR', 0.9, 40000)]
+        assert (cfg.train_cfg.max_iters, cfg.train_dataloader.batch_size) == (40000, 4)
+        assert cfg.auto_scale_lr.base_batch_size == 32
+        assert cfg.model.data_preprocessor.size == (512, 512)
+    else:
+        assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 6e-5, 0.01)
+        warmup, poly = cfg.param_scheduler
+        assert (warmup.type, warmup.end, poly.type, poly.power, poly.end) == (
+            'LinearLR', 1500, 'PolyLR', 1.0, 160000)
+        assert cfg.train_cfg.max_iters == 160000
+        assert cfg.model.auxiliary_head.type == 'FCNHead'
+
+
+def test_no_pretrained_checkpoint_trains_from_scratch_with_a_warning():
+    import logging
+    from mmengine.logging import MMLogger
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append((record.levelno, record.getMessage()))
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        model = efficientvit_det.build_backbone(
+            'shvit_s1', init_cfg=dict(type='Pretrained', checkpoint=None))
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        model.init_weights()
+    finally:
+        logger.removeHandler(handler)
+    assert (logging.WARNING, "SHViT('s1'): no pretrained checkpoint given, training the "
+            'backbone from scratch') in messages
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
