@@ -20,7 +20,7 @@ def table(document) -> str:
         ok = {m: r for m, r in group.items() if r['status'] == 'ok'}
         best = min(ok.values(), key=lambda r: r['median_ms'])
         cells = [target, f'{batch}x{height}x{width}', f"{best['gmacs']:.2f}"]
-        cells += [f"{ok[m]['median_ms']:.1f}" if m in ok else '—' for m in modes]
+        cells += [cell(ok[m]) if m in ok else '—' for m in modes]
         eager = ok.get('eager')
         cells += [best['mode'],
                   f"{eager['median_ms'] / best['median_ms']:.2f}x" if eager else '—',
@@ -32,8 +32,19 @@ def table(document) -> str:
              f"{machine.get('cpu', machine.get('processor'))}, {machine['threads']} threads")
     caption = (f"{where}, torch {document['versions']['torch']}; matmul "
                + ', '.join(f'{p} {g} GFLOP/s' for p, g in roofs.items())
-               + f" measured in the same run; median ms. Command: `{document['command']}`")
+               + " measured in the same run; median ms"
+               + (" [95% interval of the median], ! = unstable (interval wider than 10% of the "
+                  "median)" if any('ci95_low_ms' in r for r in rows) else '')
+               + f". Command: `{document['command']}`")
     return caption + '\n\n' + '\n'.join(lines) + '\n\n' + checked(rows)
+
+
+def cell(row) -> str:
+    """Median, with its 95% interval when the run recorded one; ! marks unstable."""
+    if row.get('ci95_low_ms') is None:
+        return f"{row['median_ms']:.1f}"
+    return (f"{row['median_ms']:.1f} [{row['ci95_low_ms']:.1f}–{row['ci95_high_ms']:.1f}]"
+            + ('!' if row['unstable'] else ''))
 
 
 def checked(rows) -> str:

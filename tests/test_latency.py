@@ -209,6 +209,34 @@ def test_mode_check_tolerances_are_the_documented_ones():
     assert engine.TOLERANCE == {'fp32': 5e-3, 'fp16': 5e-2, 'bf16': 1e-1}  # README, Latency
 
 
+def test_median_interval_covers_the_true_median_95_percent_of_the_time():
+    from efficientvit_det.latency.measure import median_interval
+    assert median_interval(list(range(20))) == (5, 14)  # the 6th and 15th of 20
+    assert median_interval([1.0, 2.0, 3.0]) == (1.0, 3.0)  # too few for 95%: the range
+    rng = np.random.default_rng(0)
+    true_median = np.log(2)  # of Exponential(1): skewed, like latencies
+    covered = 0
+    for _ in range(2000):
+        low, high = median_interval(sorted(rng.exponential(size=20).tolist()))
+        covered += low <= true_median <= high
+    assert 0.94 <= covered / 2000 <= 0.99
+
+
+def test_a_row_with_a_wide_interval_is_marked_unstable(capsys):
+    from efficientvit_det.latency import summarize
+    steady = summarize([10.0 + 0.01 * i for i in range(20)])
+    assert not steady['unstable'] and steady['ci95_low_ms'] <= 10.1 <= steady['ci95_high_ms']
+    noisy = summarize([10.0, 11.0, 12.0, 13.0, 14.0] * 4)  # interval 11-13 ms around 12
+    assert noisy['unstable'] and (noisy['ci95_low_ms'], noisy['ci95_high_ms']) == (11.0, 13.0)
+    row = dict(target='shvit_s1', kind='backbone', mode='eager', precision='fp32',
+               device='cpu', batch=1, height=64, width=64, threads=1, status='ok',
+               throughput_img_s=83.3, peak_mem_mb=1.0, **noisy)
+    assert 'UNSTABLE: 95% interval of the median 11.00-13.00 ms' in engine.format_row(row)
+    sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+    from latency_table import cell
+    assert cell(row) == '12.0 [11.0–13.0]!' and cell(dict(row, **steady)).endswith(']')
+
+
 def test_relative_error_catches_shape_count_and_non_finite_outputs():
     from efficientvit_det.latency.measure import max_relative_error
     reference = [torch.ones(2, 3), torch.full((4,), -2.0)]

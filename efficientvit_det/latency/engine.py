@@ -25,7 +25,8 @@ from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavail
 
 SCHEMA = 'efficientvit_det.latency/1'
 ROW_FIELDS = ['target', 'kind', 'mode', 'precision', 'device', 'batch', 'height', 'width',
-              'threads', 'status', 'median_ms', 'p90_ms', 'p99_ms', 'mean_ms', 'runs',
+              'threads', 'status', 'median_ms', 'ci95_low_ms', 'ci95_high_ms', 'unstable',
+              'p90_ms', 'p99_ms', 'mean_ms', 'runs',
               'throughput_img_s', 'peak_mem_mb', 'params_m', 'gmacs', 'gflops_per_s',
               'matmul_fraction', 'max_rel_err', 'reason']
 #: largest error vs eager fp32 (relative to the largest output value) a mode may show
@@ -243,7 +244,8 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
             stats = summarize(samples)
             agrees = error <= TOLERANCE[precision]
             row.update(status='ok' if agrees else 'mismatch',
-                       **{k: round(v, 3) for k, v in stats.items()},
+                       **{k: v if isinstance(v, bool) else round(v, 3)
+                          for k, v in stats.items()},
                        throughput_img_s=round(batch * 1e3 / stats['median_ms'], 2),
                        peak_mem_mb=round(_peak_memory_mb(device), 1),
                        max_rel_err=float(f'{error:.3g}') if math.isfinite(error) else None)
@@ -328,7 +330,10 @@ def format_row(row) -> str:
                              _number(row['p99_ms'], 8, 2),
                              _number(row['throughput_img_s'], 8, 1),
                              _number(row['peak_mem_mb'], 7, 0)])
-            + (f"  MISMATCH: {row['reason']}" if row['status'] == 'mismatch' else ''))
+            + (f"  MISMATCH: {row['reason']}" if row['status'] == 'mismatch' else '')
+            + ('  UNSTABLE: 95% interval of the median '
+               f"{row['ci95_low_ms']:.2f}-{row['ci95_high_ms']:.2f} ms"
+               if row.get('unstable') else ''))
 
 
 def versions() -> Dict[str, str]:

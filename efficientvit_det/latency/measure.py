@@ -1,20 +1,44 @@
 """Timing primitives: warm-up, then timed iterations (CUDA events on GPU)."""
+import math
 import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 
-def summarize(samples_ms: List[float]) -> Dict[str, float]:
+#: a row whose median's 95% interval is wider than this share of the median is
+#: marked unstable: the machine was too noisy for its number to be trusted
+UNSTABLE_SPREAD = 0.10
+
+
+def median_interval(ordered: List[float], confidence: float = 0.95) -> Tuple[float, float]:
+    """Distribution-free interval for the median of sorted samples: order statistics
+    k and n-1-k cover it unless at most k samples fall on one side of it, which has
+    probability 2 P(B <= k), B ~ Binomial(n, 1/2); k is the largest keeping that
+    under 1 - ``confidence``. Fewer than 6 samples cannot reach 95%: the whole range."""
+    n = len(ordered)
+    k, at_most_k = 0, 1 / 2 ** n  # P(B <= 0)
+    while k + 1 <= (n - 1) // 2:
+        at_most_next = at_most_k + math.comb(n, k + 1) / 2 ** n
+        if 1 - 2 * at_most_next < confidence:
+            break
+        k, at_most_k = k + 1, at_most_next
+    return ordered[k], ordered[n - 1 - k]
+
+
+def summarize(samples_ms: List[float]) -> Dict[str, object]:
     ordered = sorted(samples_ms)
 
     def quantile(q):
         return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-    return dict(median_ms=statistics.median(ordered), p90_ms=quantile(0.9),
+    median = statistics.median(ordered)
+    low, high = median_interval(ordered)
+    return dict(median_ms=median, ci95_low_ms=low, ci95_high_ms=high,
+                unstable=(high - low) > UNSTABLE_SPREAD * median, p90_ms=quantile(0.9),
                 p99_ms=quantile(0.99), mean_ms=statistics.fmean(ordered), runs=len(ordered))
 
 
