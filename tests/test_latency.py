@@ -88,6 +88,36 @@ def test_bad_numbers_are_refused_before_measuring(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def _settings(argv):
+    parser = engine.build_parser()
+    args = parser.parse_args(['--backbone', 'shvit_s1'] + argv)
+    modes = engine.check_args(parser, args)
+    return args.shape, args.batch, modes, args.threads
+
+
+def test_paper_protocol_sets_the_papers_throughput_settings(capsys, tmp_path):
+    assert _settings([]) == ([(512, 512)], [1], ['eager'], None)  # latency: batch 1
+    assert _settings(['--protocol', 'paper']) == ([(224, 224)], [16], ['torchscript'], 1)
+    assert _settings(['--protocol', 'paper', '--shape', '256']) == (
+        [(256, 256)], [16], ['torchscript'], 1)  # SHViT-S4's ImageNet size
+    assert engine.PROTOCOLS['paper']['cuda'] == dict(shape=[(224, 224)], batch=[256],
+                                                    mode=['fp16'])
+    with pytest.raises(SystemExit):
+        _settings(['--protocol', 'paper', '--batch', '1'])
+    assert ('--protocol paper sets --batch to [16] on this device; leave --batch out'
+            in capsys.readouterr().err)
+    threads = torch.get_num_threads()
+    try:
+        rows = engine.main(['--backbone', 'shvit_s1', '--protocol', 'paper', '--shape', '64',
+                            '--iters', '1', '--warmup', '0', '--out', str(tmp_path / 'p')])
+    finally:
+        torch.set_num_threads(threads)  # the preset's one thread must not leak
+    assert [(r['batch'], r['mode'], r['threads'], r['status']) for r in rows] == [
+        (16, 'torchscript', 1, 'ok')]
+    assert json.load(open(tmp_path / 'p.json'))['protocol'] == 'paper'
+    assert "compare img/s with the papers' throughput" in capsys.readouterr().out
+
+
 def test_unwritable_out_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
     blocked = tmp_path / 'readonly'
     blocked.mkdir()

@@ -381,24 +381,52 @@ def build_parser() -> argparse.ArgumentParser:
                         help='check and time these weights (a backbone checkpoint with one '
                         '--backbone, a whole-model one with --config; path, URL or '
                         'release:); default: random non-trivial weights')
-    parser.add_argument('--shape', nargs='+', type=parse_shape, default=[(512, 512)],
-                        help='input sizes HxW (or S for SxS); several allowed')
-    parser.add_argument('--batch', nargs='+', type=at_least(1), default=[1])
+    parser.add_argument('--shape', nargs='+', type=parse_shape,
+                        help='input sizes HxW (or S for SxS); several allowed (default 512)')
+    parser.add_argument('--batch', nargs='+', type=at_least(1), help='default 1')
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     parser.add_argument('--threads', type=at_least(1), default=None,
                         help='CPU threads (default: torch default)')
-    parser.add_argument('--mode', nargs='+', default=['eager'],
+    parser.add_argument('--mode', nargs='+',
                         help=f'any of {sorted(MODES)}, "all" (every mode valid for the '
-                        'device) or "best" (all, then report the fastest)')
+                        'device) or "best" (all, then report the fastest); default eager')
+    parser.add_argument('--protocol', choices=sorted(PROTOCOLS), default='latency',
+                        help='latency: batch 1 per image (what a detector pays); paper: '
+                        "the papers' throughput settings (GPU: batch 256, fp16 autocast, "
+                        'BN folded; CPU: batch 16, 1 thread, BN folded and traced; 224x224)')
     parser.add_argument('--iters', type=at_least(1), default=30)
     parser.add_argument('--warmup', type=at_least(0), default=5)
     parser.add_argument('--out', help='write OUT.json and OUT.csv')
     return parser
 
 
+#: settings of each protocol, by device kind; the paper protocol's are the papers'
+#: throughput measurements (SHViT, EfficientViT, UniForm): large batches, fp16 on GPUs
+PROTOCOLS = {
+    'latency': {'cpu': dict(shape=[(512, 512)], batch=[1], mode=['eager']),
+                'cuda': dict(shape=[(512, 512)], batch=[1], mode=['eager'])},
+    'paper': {'cpu': dict(shape=[(224, 224)], batch=[16], mode=['torchscript'], threads=1),
+              'cuda': dict(shape=[(224, 224)], batch=[256], mode=['fp16'])},
+}
+
+
+def apply_protocol(parser, args) -> None:
+    """Fill the settings left out from the protocol; the paper protocol refuses
+    settings that would make its numbers something else than the papers'."""
+    settings = PROTOCOLS[args.protocol]['cuda' if args.device.startswith('cuda') else 'cpu']
+    for name, value in settings.items():
+        given = getattr(args, name)
+        if given is not None and args.protocol == 'paper' and name != 'shape':
+            parser.error(f'--protocol paper sets --{name} to {value} on this device; '
+                         f'leave --{name} out (or use --protocol latency)')
+        if given is None:
+            setattr(args, name, value)
+
+
 def check_args(parser, args):
     if not re.fullmatch(r'cpu|cuda(:\d+)?', args.device):
         parser.error(f'unknown device {args.device!r}; valid: cpu, cuda, cuda:N')
+    apply_protocol(parser, args)
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device}: CUDA is not available on this machine '
                      '(torch.cuda.is_available() is False); use --device cpu')
@@ -441,6 +469,10 @@ def main(argv: Optional[List[str]] = None):
                        ['python', 'tools/benchmark_latency.py'] + invocation)
     print(f'device {args.device}, {threads} threads, warm-up {args.warmup}, {args.iters} timed '
           f'runs per row (ms; GMACs per image)')
+    if args.protocol == 'paper':
+        print(f"the papers' protocol (batch {args.batch[0]}, {', '.join(modes)}): compare "
+              "img/s with the papers' throughput; ms are per batch, not a detector's "
+              'per-image latency')
     print(HEADER)
     rows = run_grid(targets, args.shape, args.batch, modes, args.device, threads,
                     args.iters, args.warmup)
@@ -456,7 +488,8 @@ def main(argv: Optional[List[str]] = None):
                   f'{row["precision"]} matmul throughput)')
     if args.out:
         paths = write_results(rows, args.out, args.device, command,
-                              extra=dict(matmul_gflops=round(roofs['fp32'], 1),
+                              extra=dict(protocol=args.protocol,
+                                         matmul_gflops=round(roofs['fp32'], 1),
                                          matmul_gflops_by_precision={
                                              p: round(g, 1) for p, g in roofs.items()}))
         print(f'wrote {paths[0]} and {paths[1]}')
