@@ -1,12 +1,9 @@
 # Control for benchmarks/toy_learning.py: the toy RetinaNet with mmdet's own
 # ResNet-18 + stock FPN (strides 8-128) in place of SHViT-S1 + TransposedFPN; data,
 # schedule, optimizer and head as configs/toy/retinanet_shvit_s1_toy.py.
-_base_ = '../../configs/toy/retinanet_shvit_s1_toy.py'
+_base_ = ['../../configs/toy/retinanet_shvit_s1_toy.py', './_resnet18.py']
 
 model = dict(
-    backbone=dict(_delete_=True, type='ResNet', depth=18, num_stages=4,
-                  out_indices=(0, 1, 2, 3), frozen_stages=-1, style='pytorch',
-                  norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
-                  init_cfg=None),  # from scratch, mmdet's default init
+    backbone={{_base_.resnet18_backbone}},
     neck=dict(_delete_=True, type='FPN', in_channels=[64, 128, 256, 512], out_channels=256,
               start_level=1, add_extra_convs='on_input', num_outs=5))
