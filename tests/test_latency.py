@@ -423,6 +423,14 @@ def test_plot_speed_accuracy(tmp_path):
     png = str(tmp_path / 'chart.png')
     plot.main([out + '.json', '--out', png])
     assert os.path.getsize(png) > 1000 and os.path.exists(png[:-4] + '.svg')
+    # the medians' intervals are drawn: one more path per point than without them
+    document = json.load(open(out + '.json'))
+    for row in document['results']:
+        row.pop('ci95_low_ms'), row.pop('ci95_high_ms')
+    json.dump(document, open(tmp_path / 'no_interval.json', 'w'))
+    plot.main([str(tmp_path / 'no_interval.json'), '--out', str(tmp_path / 'plain.png')])
+    paths = [open(tmp_path / f'{name}.svg').read().count('<path') for name in ('chart', 'plain')]
+    assert paths[0] >= paths[1] + 2, paths
 
 
 def test_export_tool_exports_a_whole_detector(tmp_path):

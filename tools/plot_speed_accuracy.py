@@ -57,13 +57,22 @@ def main(argv=None):
     for family in ('shvit', 'efficientvit', 'uniform', 'timm'):
         members = sorted((n for n in names if n.startswith(family)), key=accuracy.get)
         if members:
-            ax.plot([latency[n]['median_ms'] for n in members], [accuracy[n] for n in members],
-                    'o-', label=family)
+            line, = ax.plot([latency[n]['median_ms'] for n in members],
+                            [accuracy[n] for n in members], 'o-', label=family)
+            with_interval = [n for n in members if latency[n].get('ci95_low_ms') is not None]
+            if with_interval:  # the median's 95% interval, where the run recorded one
+                medians = [latency[n]['median_ms'] for n in with_interval]
+                ax.errorbar(medians, [accuracy[n] for n in with_interval], fmt='none',
+                            ecolor=line.get_color(), capsize=3, xerr=[
+                                [m - latency[n]['ci95_low_ms'] for m, n in
+                                 zip(medians, with_interval)],
+                                [latency[n]['ci95_high_ms'] - m for m, n in
+                                 zip(medians, with_interval)]])
     for name in names:
         ax.annotate(name, (latency[name]['median_ms'], accuracy[name]), fontsize=7,
                     xytext=(3, 3), textcoords='offset points')
     row = latency[names[0]]
-    ax.set_xlabel(f"latency (ms, median; {row['device']}, batch {row['batch']}, "
+    ax.set_xlabel(f"latency (ms, median and 95% interval; {row['device']}, batch {row['batch']}, "
                   f"{row['height']}x{row['width']}, mode {args.mode})")
     ax.set_ylabel(args.metric)
     ax.grid(alpha=0.3)
