@@ -20,6 +20,10 @@ from efficientvit_det.latency.engine import at_least, build_target, parse_shape
 from efficientvit_det.latency.onnx_export import ExportUnsupported, export_onnx, validate
 
 
+class ExportMismatch(Exception):
+    """Leaves the atomic write without replacing OUT (the export was set aside)."""
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,9 +77,6 @@ def main(argv=None):
     print(f'wrote {out}')
     return 0
 
-
-class ExportMismatch(Exception):
-    """Leaves the atomic write without replacing OUT (the export was set aside)."""
 
 if __name__ == '__main__':
     sys.exit(main())

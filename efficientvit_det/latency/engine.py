@@ -402,9 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: settings of each protocol, by device kind; the paper protocol's are the papers'
 #: throughput measurements (SHViT, EfficientViT, UniForm): large batches, fp16 on GPUs
+_BATCH_ONE = dict(shape=[(512, 512)], batch=[1], mode=['eager'])
 PROTOCOLS = {
-    'latency': {'cpu': dict(shape=[(512, 512)], batch=[1], mode=['eager']),
-                'cuda': dict(shape=[(512, 512)], batch=[1], mode=['eager'])},
+    'latency': {'cpu': _BATCH_ONE, 'cuda': _BATCH_ONE},
     'paper': {'cpu': dict(shape=[(224, 224)], batch=[16], mode=['torchscript'], threads=1),
               'cuda': dict(shape=[(224, 224)], batch=[256], mode=['fp16'])},
 }
