@@ -74,6 +74,22 @@ def test_every_config_builds_and_runs(path):
             assert tuple(result.pred_instances.masks.shape[1:]) == (96, 160)
 
 
+@pytest.mark.parametrize('detector', ['mask_rcnn', 'retinanet'])
+def test_toy_learning_controls_differ_only_in_backbone_and_neck(detector):
+    """benchmarks/toy_learning.py's control is the toy config with mmdet's ResNet-18 +
+    FPN: everything else (data, schedule, optimizer, heads) is the toy config's."""
+    ours = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', f'{detector}_shvit_s1_toy.py'))
+    control = Config.fromfile(os.path.join(ROOT, 'benchmarks', 'configs',
+                                           f'{detector}_r18_toy.py'))
+    for key in set(ours) | set(control):
+        if key not in ('model', 'resnet18_backbone'):
+            assert control.get(key) == ours.get(key), key
+    assert {k for k in ours.model if ours.model[k] != control.model[k]} == {'backbone', 'neck'}
+    model = build_from_config(control)
+    assert type(model.backbone).__name__ == 'ResNet' and model.backbone.depth == 18
+    assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4
+
+
 # ----------------------------------------------------------------------------- the neck
 
 @pytest.mark.parametrize('trans,extra,num_outs,strides', [
