@@ -5,6 +5,7 @@ same toy data, schedule, optimizer, heads and seed, each evaluated on the toy va
 
     python benchmarks/toy_learning.py [--detector mask_rcnn|retinanet] [--epochs N]
         [--data-root data/toy_coco] [--out benchmarks/results/toy_learning_mask_rcnn]
+        [--cfg-options KEY=VALUE ...]   # one change, to both arms: an ablation
 
 Prints a table (s/iter, bbox and segm mAP / AP50 / AP_s/m/l) and writes JSON. The
 machine is shared: compare the two rows of one run, not runs across days.
@@ -24,16 +25,13 @@ ARMS = {
 METRICS = ('mAP', 'mAP_50', 'mAP_s', 'mAP_m', 'mAP_l')
 
 
-def train_and_evaluate(config, work_dir, data_root, epochs, seed):
+def train_and_evaluate(config, work_dir, data_root, epochs, seed, cfg_options=()):
     """(seconds per training iteration as mmengine logs them, iterations, training
     minutes with start-up, final metrics) of one arm."""
     from efficientvit_det.cli import train_main
-    root = data_root.rstrip('/') + '/'
-    options = [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')]
-    options += [f'{s}_evaluator.ann_file={root}annotations/instances_val.json'
-                for s in ('val', 'test')]
-    options += [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs + 1}',
-                f'train_cfg.val_begin={epochs + 1}', f'randomness.seed={seed}']
+    from efficientvit_det.demo import toy_run_options
+    options = toy_run_options(config, data_root, epochs) + [f'randomness.seed={seed}']
+    options += list(cfg_options)
     start = time.time()
     runner = train_main([config, '--work-dir', work_dir, '--overwrite',
                          '--cfg-options', *options])
@@ -59,12 +57,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--detector', choices=('mask_rcnn', 'retinanet'), default='mask_rcnn')
-    parser.add_argument('--epochs', type=int, help='default: the toy schedule (12)')
+    parser.add_argument('--epochs', type=int, help='default: the toy schedule (1)')
     parser.add_argument('--data-root', default='data/toy_coco')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir', default='work_dirs/toy_learning')
     parser.add_argument('--out', help='JSON path without suffix; default '
                         'benchmarks/results/toy_learning_<detector>')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='config overrides applied to both arms (ablations)')
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     from mmengine.config import Config
@@ -83,13 +83,14 @@ def main(argv=None):
         print(f'[toy_learning] {name}: training {config} for {epochs} epochs')
         per_iter, iters, minutes, metrics = train_and_evaluate(
             config, osp.join(args.work_dir, f'{args.detector}_{len(arms)}'), args.data_root,
-            epochs, args.seed)
+            epochs, args.seed, args.cfg_options)
         arms.append(dict(name=name, config=config, epochs=epochs, iterations=iters,
                          params_m=params, train_minutes=minutes, seconds_per_iter=per_iter,
                          metrics={k: float(v) for k, v in metrics.items()}))
     document = dict(command='python ' + ' '.join([osp.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
                     time=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_info(),
-                    seed=args.seed, data_root=args.data_root, arms=arms)
+                    seed=args.seed, data_root=args.data_root, cfg_options=args.cfg_options,
+                    arms=arms)
     with atomic_path(out + '.json') as partial, open(partial, 'w') as f:
         json.dump(document, f, indent=2)
     print(table(document))

@@ -10,17 +10,43 @@ from typing import List, Optional
 from .analysis import plot_curves
 from .cli import format_metrics, newest_complete_checkpoint, train_main
 from .inference import build_inferencer, run_inference
-from .toy_data import make_coco_toy
+from .toy_data import make_coco_toy, toy_coco_mismatch
 
 DEFAULT_CONFIG = 'configs/toy/mask_rcnn_shvit_s1_toy.py'
 
 
 def ensure_toy_coco(root: str) -> None:
-    if osp.exists(osp.join(root, 'annotations', 'instances_val.json')):
+    """Generate the built-in toy COCO dataset at ``root`` unless it is already there
+    (older toy data is regenerated; a dataset that is not toy data is used as is)."""
+    mismatch = toy_coco_mismatch(root)
+    if mismatch is None:
         print(f'[demo] toy COCO dataset found at {root}')
         return
-    print(f'[demo] generating the toy COCO dataset at {root} ...')
+    print(f'[demo] generating the toy COCO dataset at {root} ({mismatch}) ...')
     make_coco_toy(root)
+
+
+def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None) -> List[str]:
+    """``--cfg-options`` that train ``config`` on the toy COCO data at ``data_root``
+    for ``epochs`` (default: the config's), with every epoch-based lr schedule that
+    ends with training stretched to end with it, and evaluate once, afterwards."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    root = data_root.rstrip('/') + '/'
+    options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+    options += [f'{split}_evaluator.ann_file={root}annotations/instances_val.json'
+                for split in ('val', 'test')]
+    configured = cfg.train_cfg.max_epochs
+    epochs = epochs or configured
+    for index, scheduler in enumerate(cfg.param_scheduler):
+        if scheduler.get('by_epoch', True) and scheduler.get('end') == configured:
+            options.append(f'param_scheduler.{index}.end={epochs}')
+            if 'T_max' in scheduler:
+                options.append(f'param_scheduler.{index}.T_max={epochs}')
+    # evaluate once, after training (below), not also inside the training loop (which
+    # validates at the last epoch whatever the interval, unless it starts later)
+    return options + [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs + 1}',
+                      f'train_cfg.val_begin={epochs + 1}']
 
 
 def main(argv: Optional[List[str]] = None):
@@ -34,17 +60,7 @@ def main(argv: Optional[List[str]] = None):
     args = parser.parse_args(argv)
     start = time.time()
     ensure_toy_coco(args.data_root)
-    root = args.data_root.rstrip('/') + '/'
-    options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
-    options += [f'{split}_evaluator.ann_file={root}annotations/instances_val.json'
-                for split in ('val', 'test')]
-    from mmengine.config import Config
-    epochs = args.epochs or Config.fromfile(args.config).train_cfg.max_epochs
-    # evaluate once, after training (below), not also inside the training loop (which
-    # validates at the last epoch whatever the interval, unless it starts later)
-    options += [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs + 1}',
-                f'train_cfg.val_begin={epochs + 1}']
-    options += args.cfg_options
+    options = toy_run_options(args.config, args.data_root, args.epochs) + args.cfg_options
     print(f'[demo] training {args.config} on CPU (progress: iteration, loss, ETA every 10 '
           f'iterations) -> {args.work_dir}')
     # the demo's own folder: a second demo replaces the first one's results

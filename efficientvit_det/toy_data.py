@@ -10,7 +10,7 @@
 """
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -20,6 +20,21 @@ COCO_CATEGORIES = [dict(id=1, name='circle', supercategory='shape'),
                    dict(id=3, name='triangle', supercategory='shape')]
 #: ADE20K label ids (1-based, before reduce_zero_label) used by the toy scenes
 ADE_BACKGROUND, ADE_SHAPE_LABELS = 1, {'circle': 2, 'rectangle': 3, 'triangle': 4}
+
+
+#: changes whenever the generator's output does: the demo regenerates toy data it
+#: finds from another version (see ``toy_coco_mismatch``)
+TOY_DATA_VERSION = 2
+TOY_COCO_DESCRIPTION = 'efficientvit_det toy shapes'
+#: the built-in toy COCO dataset: enough training images that a CPU-budget run sees
+#: each about once (a small set is memorised: 96 images trained 3x worse)
+TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES = 1600, 24
+
+
+def split_rng(seed: int, split: str) -> np.random.Generator:
+    """One random stream per split, so the val images stay the same whatever the
+    size of the training split."""
+    return np.random.default_rng([seed, ('train', 'val').index(split)])
 
 
 def _background(rng, height, width) -> np.ndarray:
@@ -103,7 +118,8 @@ def _bbox(mask):
     return [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
 
 
-def make_coco_toy(root: str, num_train: int = 96, num_val: int = 24,
+def make_coco_toy(root: str, num_train: int = TOY_COCO_TRAIN_IMAGES,
+                  num_val: int = TOY_COCO_VAL_IMAGES,
                   image_size: Tuple[int, int] = (256, 192), max_objects: int = 4,
                   seed: int = 0) -> Dict[str, str]:
     """Write a COCO-format instance dataset under ``root``; returns its paths.
@@ -112,10 +128,12 @@ def make_coco_toy(root: str, num_train: int = 96, num_val: int = 24,
     ``root/annotations/instances_{train,val}.json``.
     """
     width, height = image_size
-    rng = np.random.default_rng(seed)
+    info = dict(description=TOY_COCO_DESCRIPTION, version=TOY_DATA_VERSION, num_train=num_train,
+                num_val=num_val, image_size=list(image_size), max_objects=max_objects, seed=seed)
     paths = {}
     os.makedirs(os.path.join(root, 'annotations'), exist_ok=True)
     for split, count in (('train', num_train), ('val', num_val)):
+        rng = split_rng(seed, split)
         os.makedirs(os.path.join(root, split), exist_ok=True)
         images, annotations = [], []
         for index in range(count):
@@ -143,10 +161,31 @@ def make_coco_toy(root: str, num_train: int = 96, num_val: int = 24,
                     bbox=_bbox(mask)))
         ann_file = os.path.join(root, 'annotations', f'instances_{split}.json')
         with open(ann_file, 'w') as f:
-            json.dump(dict(images=images, annotations=annotations,
+            json.dump(dict(info=info, images=images, annotations=annotations,
                            categories=COCO_CATEGORIES), f)
         paths[split] = ann_file
     return paths
+
+
+def toy_coco_mismatch(root: str) -> Optional[str]:
+    """Why the toy COCO dataset at ``root`` needs (re)generating: missing, or made by
+    another version of this generator. None if it is current, or if ``root`` holds a
+    dataset that is not toy data (a user's own data is never replaced)."""
+    ann_file = os.path.join(root, 'annotations', 'instances_val.json')
+    if not os.path.exists(ann_file):
+        return f'no {ann_file}'
+    with open(ann_file) as f:
+        dataset = json.load(f)
+    found = dataset.get('info') or {}
+    # toy data from before the info record is known by its categories
+    is_toy = (found.get('description') == TOY_COCO_DESCRIPTION
+              or (not found and dataset.get('categories') == COCO_CATEGORIES))
+    if not is_toy:
+        return None
+    if found.get('version') != TOY_DATA_VERSION:
+        return (f"found toy data of generator version {found.get('version', 1)}, "
+                f'now {TOY_DATA_VERSION}')
+    return None
 
 
 def make_ade_toy(root: str, num_train: int = 96, num_val: int = 24,
@@ -158,9 +197,9 @@ def make_ade_toy(root: str, num_train: int = 96, num_val: int = 24,
     around every shape stands for ADE's unlabelled pixels.
     """
     width, height = image_size
-    rng = np.random.default_rng(seed + 1)
     for split, folder, count in (('train', 'training', num_train),
                                  ('val', 'validation', num_val)):
+        rng = split_rng(seed + 1, split)
         image_dir = os.path.join(root, 'images', folder)
         label_dir = os.path.join(root, 'annotations', folder)
         os.makedirs(image_dir, exist_ok=True)

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from efficientvit_det import cli, demo
-from efficientvit_det.toy_data import ADE_SHAPE_LABELS, make_ade_toy, make_coco_toy
+from efficientvit_det.toy_data import (ADE_SHAPE_LABELS, TOY_DATA_VERSION, make_ade_toy,
+                                      make_coco_toy, toy_coco_mismatch)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -101,6 +102,69 @@ E2E_ITERS = 80
 E2E_MARGIN = 15.0
 SHAPE_LABELS = tuple(ADE_SHAPE_LABELS.values())  # label values of the three shape classes
 SHAPES_IOU_BOUND = 0.2  # all shape pixels against the background
+
+
+def test_val_split_does_not_depend_on_the_training_split_size(tmp_path):
+    """One random stream per split: a larger training split (the toy recipe's lever)
+    leaves the val images and annotations as they were."""
+    import filecmp
+    for name, num_train in (('small', 3), ('large', 9)):
+        make_coco_toy(str(tmp_path / name), num_train=num_train, num_val=3, seed=2)
+    val = sorted(os.listdir(tmp_path / 'small' / 'val'))
+    _, mismatch, errors = filecmp.cmpfiles(tmp_path / 'small' / 'val', tmp_path / 'large' / 'val',
+                                           val, shallow=False)
+    assert len(val) == 3 and not mismatch and not errors
+    small, large = (json.load(open(tmp_path / name / 'annotations' / 'instances_val.json'))
+                    for name in ('small', 'large'))
+    assert small['annotations'] == large['annotations']
+    assert (small['info']['num_train'], large['info']['num_train']) == (3, 9)
+
+
+def test_the_demo_regenerates_old_toy_data_and_never_replaces_other_data(tmp_path, capsys,
+                                                                         monkeypatch):
+    """Toy data from another generator version (or from before the version record) is
+    regenerated; current toy data of any size and a user's own dataset are used as
+    they are."""
+    current = tmp_path / 'current'
+    make_coco_toy(str(current), num_train=2, num_val=1, seed=3)
+    assert toy_coco_mismatch(str(current)) is None
+    ann_file = current / 'annotations' / 'instances_val.json'
+    dataset = json.load(open(ann_file))
+    old = dict(dataset)
+    old.pop('info')  # toy data from before the version record: known by its categories
+    json.dump(old, open(ann_file, 'w'))
+    assert 'generator version 1, now' in toy_coco_mismatch(str(current))
+    json.dump(dict(dataset, info=dict(dataset['info'], version=TOY_DATA_VERSION + 1)),
+              open(ann_file, 'w'))
+    assert f'version {TOY_DATA_VERSION + 1}, now {TOY_DATA_VERSION}' in \
+        toy_coco_mismatch(str(current))
+    generated = []
+    monkeypatch.setattr(demo, 'make_coco_toy', generated.append)
+    demo.ensure_toy_coco(str(current))
+    assert generated == [str(current)] and 'generating' in capsys.readouterr().out
+    assert 'instances_val.json' in toy_coco_mismatch(str(tmp_path / 'absent'))
+    own = tmp_path / 'own'
+    os.makedirs(own / 'annotations')
+    mine = dict(images=[], annotations=[], categories=[dict(id=1, name='cat')])
+    json.dump(mine, open(own / 'annotations' / 'instances_val.json', 'w'))
+    assert toy_coco_mismatch(str(own)) is None
+    demo.ensure_toy_coco(str(own))
+    assert json.load(open(own / 'annotations' / 'instances_val.json')) == mine
+    assert 'found at' in capsys.readouterr().out
+
+
+def test_toy_run_options_stretch_the_schedule_with_the_epochs():
+    """``--epochs`` (demo, benchmarks/toy_learning.py) stretches the cosine decay to the
+    new end; the iteration-based warm-up stays; evaluation runs once, afterwards."""
+    from mmengine.config import Config
+    config = os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py')
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(dict(o.split('=', 1) for o in demo.toy_run_options(config, 'd', 3)))
+    warmup, decay = cfg.param_scheduler
+    assert (warmup.type, warmup.end) == ('LinearLR', 50)
+    assert (decay.type, int(decay.end), int(decay.T_max)) == ('CosineAnnealingLR', 3, 3)
+    assert int(cfg.train_cfg.max_epochs) == 3 and int(cfg.train_cfg.val_begin) == 4
+    assert cfg.train_dataloader.dataset.data_root == 'd/'
 
 
 def test_toy_data_is_deterministic_for_a_seed(tmp_path):

@@ -35,15 +35,23 @@ toy_evaluator = dict(ann_file=toy_data_root + 'annotations/instances_val.json')
 toy_bbox_evaluator = dict(ann_file=toy_data_root + 'annotations/instances_val.json',
                           metric='bbox')
 
-# the toy schedule: a short run at a from-scratch learning rate (no lr auto-scaling)
-toy_max_epochs = 12
+# Neck and head width of the toy detectors (the real configs: 256). On 2 CPU cores
+# the 3x3 convs of the stride-4 level and of the mask head dominate a training step;
+# half the width makes the step 3x cheaper (3.0 -> 1.0 s), which buys 3x the images.
+toy_width = 128
+
+# The toy schedule: one pass over the 1600 generated training images (~325
+# iterations: each image seen once, nothing to memorise), from-scratch learning
+# rate (no lr auto-scaling), warm-up, then cosine decay to the end.
+toy_max_epochs = 1
 toy_train_cfg = dict(max_epochs=toy_max_epochs, val_interval=toy_max_epochs)
 toy_optim_wrapper = dict(optimizer=dict(lr=1e-3))
 toy_param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=toy_max_epochs, by_epoch=True, milestones=[9, 11]),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=toy_max_epochs,
+         T_max=toy_max_epochs, eta_min_ratio=0.01, convert_to_iter_based=True),
 ]
-toy_default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=4, max_keep_ckpts=2))
+toy_default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
 # after distributed runs: verify every rank ends with the same weights
 toy_custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook'),
                     dict(type='RankConsistencyHook')]

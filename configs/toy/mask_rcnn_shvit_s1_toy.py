@@ -1,5 +1,6 @@
 # The headline Mask R-CNN + SHViT-S1 on the built-in toy dataset, trained from
-# scratch on CPU in minutes. Only data, image scale and schedule differ from
+# scratch on CPU in minutes. Only data, image scale, schedule, RoI sampling and
+# the neck / head width (_coco_toy.py's toy_width) differ from
 # configs/mask_rcnn_shvit_s1.py.
 _base_ = ['../mask_rcnn_shvit_s1.py', './_coco_toy.py']
 
@@ -8,12 +9,17 @@ _base_ = ['../mask_rcnn_shvit_s1.py', './_coco_toy.py']
 # head) dominate a step; a fixed 2x2 sampling and 64 RoIs cut the step time by 2.5x
 # without changing the model.
 roi_layer = dict(type='RoIAlign', output_size=7, sampling_ratio=2)
+width = {{_base_.toy_width}}
 model = dict(
     # ImageNet-free: no pretrained BatchNorm statistics to preserve, so train them
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=None), norm_eval=False),
-    roi_head=dict(bbox_roi_extractor=dict(roi_layer=roi_layer),
-                  mask_roi_extractor=dict(roi_layer=dict(roi_layer, output_size=14)),
-                  bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),
+    neck=dict(out_channels=width),
+    rpn_head=dict(in_channels=width, feat_channels=width),
+    roi_head=dict(bbox_roi_extractor=dict(roi_layer=roi_layer, out_channels=width),
+                  mask_roi_extractor=dict(roi_layer=dict(roi_layer, output_size=14),
+                                          out_channels=width),
+                  bbox_head=dict(num_classes=3, in_channels=width),
+                  mask_head=dict(num_classes=3, in_channels=width, conv_out_channels=width)),
     train_cfg=dict(rcnn=dict(sampler=dict(num=64))))
 
 train_dataloader = {{_base_.toy_train_dataloader}}

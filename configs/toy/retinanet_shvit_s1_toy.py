@@ -1,11 +1,14 @@
 # RetinaNet + SHViT-S1 on the built-in toy dataset, from scratch on CPU. Only
-# data, image scale and schedule differ from configs/retinanet_shvit_s1.py.
+# data, image scale, schedule and the neck / head width (_coco_toy.py's toy_width)
+# differ from configs/retinanet_shvit_s1.py.
 _base_ = ['../retinanet_shvit_s1.py', './_coco_toy.py']
 
+width = {{_base_.toy_width}}
 model = dict(
     # ImageNet-free: no pretrained BatchNorm statistics to preserve, so train them
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=None), norm_eval=False),
-    bbox_head=dict(num_classes=3))
+    neck=dict(out_channels=width),
+    bbox_head=dict(num_classes=3, in_channels=width, feat_channels=width))
 
 train_dataloader = {{_base_.toy_train_dataloader}}
 val_dataloader = {{_base_.toy_val_dataloader}}
