@@ -317,9 +317,26 @@ def train_main(argv: Optional[List[str]] = None):
     check_config_options(cfg, ('train', 'val'))
     check_dataset_paths(cfg, ('train', 'val'))
     skip_unreadable_training_images(cfg)
+    if args.overwrite and args.resume is None:
+        remove_earlier_checkpoints(cfg.work_dir)
     runner = _build_runner(cfg)
     runner.train()
     return runner
+
+
+def remove_earlier_checkpoints(work_dir: str) -> None:
+    """``--overwrite``, once the config and data have passed their checks: an earlier
+    run's checkpoints go, so that none of them (an ``epoch_12.pth`` beside this run's
+    ``epoch_1.pth``) is later taken for this run's newest."""
+    if not osp.isdir(work_dir):
+        return
+    earlier = sorted(name for name in os.listdir(work_dir)
+                     if CHECKPOINT_NAME.fullmatch(name) or name == 'last_checkpoint')
+    for name in earlier:
+        os.remove(osp.join(work_dir, name))
+    if earlier:
+        print(f'--overwrite: removed the earlier run\'s {", ".join(earlier)} from {work_dir}',
+              flush=True)
 
 
 def skip_unreadable_training_images(cfg) -> None:

@@ -564,8 +564,14 @@ def test_second_run_into_a_used_work_dir_is_refused(tmp_path, monkeypatch):
     assert '--resume' in message and '--overwrite' in message and not started
     assert (work_dir / 'epoch_1.pth').read_bytes() == b'earlier run'
     cli.train_main([TOY_CONFIG, '--work-dir', str(work_dir), '--resume'])
+    assert (work_dir / 'epoch_1.pth').exists()
+    (work_dir / 'epoch_12.pth').write_bytes(b'earlier run, a longer schedule')
+    (work_dir / 'notes.txt').write_text('mine')
     cli.train_main([TOY_CONFIG, '--work-dir', str(work_dir), '--overwrite'])
     assert len(started) == 2
+    # replaced: no earlier checkpoint is left to pass for this run's newest one
+    assert sorted(os.listdir(work_dir)) == ['notes.txt']
+    (work_dir / 'epoch_1.pth').write_bytes(b'earlier run')
     # through the tool: one line, no traceback
     result = subprocess.run([PYTHON, 'tools/train.py', TOY_CONFIG, '--work-dir', str(work_dir)],
                             cwd=ROOT, capture_output=True, text=True)
