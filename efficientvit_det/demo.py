@@ -60,7 +60,8 @@ def main(argv: Optional[List[str]] = None):
     args = parser.parse_args(argv)
     start = time.time()
     ensure_toy_coco(args.data_root)
-    options = toy_run_options(args.config, args.data_root, args.epochs) + args.cfg_options
+    root = args.data_root.rstrip('/') + '/'
+    options = toy_run_options(args.config, root, args.epochs) + args.cfg_options
     print(f'[demo] training {args.config} on CPU (progress: iteration, loss, ETA every 10 '
           f'iterations) -> {args.work_dir}')
     # the demo's own folder: a second demo replaces the first one's results
