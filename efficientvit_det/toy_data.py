@@ -27,7 +27,8 @@ ADE_BACKGROUND, ADE_SHAPE_LABELS = 1, {'circle': 2, 'rectangle': 3, 'triangle': 
 TOY_DATA_VERSION = 2
 TOY_COCO_DESCRIPTION = 'efficientvit_det toy shapes'
 #: the built-in toy COCO dataset: enough training images that a CPU-budget run sees
-#: each about once (96 images seen 12 times were memorised: 3x lower mAP)
+#: each about once (the earlier 96, seen 12 times, are part of why that recipe
+#: learned 3x less; benchmarks/README.md)
 TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES = 1600, 24
 
 

@@ -5,5 +5,5 @@ _base_ = ['../../configs/toy/mask_rcnn_shvit_s1_toy.py', './_resnet18.py']
 
 model = dict(
     backbone={{_base_.resnet18_backbone}},
-    neck=dict(_delete_=True, type='FPN', in_channels=[64, 128, 256, 512], out_channels={{_base_.toy_width}},
-              num_outs=5))
+    neck=dict(_delete_=True, type='FPN', in_channels=[64, 128, 256, 512],
+              out_channels={{_base_.toy_width}}, num_outs=5))

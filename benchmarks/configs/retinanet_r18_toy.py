@@ -5,5 +5,6 @@ _base_ = ['../../configs/toy/retinanet_shvit_s1_toy.py', './_resnet18.py']
 
 model = dict(
     backbone={{_base_.resnet18_backbone}},
-    neck=dict(_delete_=True, type='FPN', in_channels=[64, 128, 256, 512], out_channels={{_base_.toy_width}},
+    neck=dict(_delete_=True, type='FPN', in_channels=[64, 128, 256, 512],
+              out_channels={{_base_.toy_width}},
               start_level=1, add_extra_convs='on_input', num_outs=5))

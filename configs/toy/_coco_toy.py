@@ -37,10 +37,10 @@ toy_bbox_evaluator = dict(ann_file=toy_data_root + 'annotations/instances_val.js
 
 # Neck and head width of the toy detectors (the real configs: 256). On 2 CPU cores
 # the 3x3 convs of the stride-4 level and of the mask head dominate a training step;
-# half the width makes the step 3x cheaper (3.0 -> 1.0 s), which buys 3x the images.
+# half the width makes the step ~2.5x cheaper (3.0 -> 1.2-1.3 s), which buys the images.
 toy_width = 128
 
-# The toy schedule: one pass over the 1600 generated training images (~325
+# The toy schedule: one pass over the 1600 generated training images (~322
 # iterations: each image seen once, nothing to memorise), from-scratch learning
 # rate (no lr auto-scaling), warm-up, then cosine decay to the end.
 toy_max_epochs = 1
