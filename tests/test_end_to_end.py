@@ -220,3 +220,33 @@ def test_toy_data_is_deterministic_for_a_seed(tmp_path):
         labels |= set(np.unique(cv2.imread(
             str(tmp_path / 'a' / 'ade' / 'annotations' / 'training' / name), -1)).tolist())
     assert {0, 1} <= labels <= {0, 1, *ADE_SHAPE_LABELS.values()}
+
+
+def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
+    """benchmarks/toy_learning.py --cfg-options: the same change reaches ours and the
+    control, after the toy options (so it wins), and the JSON records it."""
+    import importlib.util
+    import types
+    spec = importlib.util.spec_from_file_location(
+        'toy_learning', os.path.join(ROOT, 'benchmarks', 'toy_learning.py'))
+    toy_learning = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy_learning)
+    calls = []
+
+    def fake_train(argv):
+        calls.append(argv)
+        times = types.SimpleNamespace(data=[np.array([1.0])])
+        hub = types.SimpleNamespace(get_scalar=lambda key: times)
+        return types.SimpleNamespace(message_hub=hub, iter=3,
+                                     test=lambda: {'coco/bbox_mAP': 0.5})
+    monkeypatch.setattr(cli, 'train_main', fake_train)
+    monkeypatch.setattr(demo, 'ensure_toy_coco', lambda root: None)
+    monkeypatch.chdir(ROOT)  # the script works from the repository root; restored after
+    ablation = 'model.roi_head.bbox_roi_extractor.finest_scale=14'
+    document = toy_learning.main(['--out', str(tmp_path / 'result'), '--data-root', 'd',
+                                  '--cfg-options', ablation])
+    assert len(calls) == 2 and all(argv[-1] == ablation for argv in calls)
+    assert {argv[0] for argv in calls} == {'configs/toy/mask_rcnn_shvit_s1_toy.py',
+                                          'benchmarks/configs/mask_rcnn_r18_toy.py'}
+    saved = json.load(open(tmp_path / 'result.json'))
+    assert saved['cfg_options'] == [ablation] == document['cfg_options']
