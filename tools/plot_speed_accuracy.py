@@ -34,25 +34,8 @@ def load_accuracy(path, metric):
     return {r['target']: float(r['accuracy']) for r in rows}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('latency', nargs='+', help='JSON files of tools/benchmark_latency.py')
-    parser.add_argument('--accuracy', default=os.path.join(os.path.dirname(__file__), '..',
-                                                           'benchmarks', 'accuracy.csv'))
-    parser.add_argument('--metric', default='ImageNet top-1')
-    parser.add_argument('--mode', default='best')
-    parser.add_argument('--out', default='benchmarks/results/speed_accuracy.png')
-    args = parser.parse_args(argv)
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    latency = load_latency(args.latency, args.mode)
-    accuracy = load_accuracy(args.accuracy, args.metric)
-    names = sorted(set(latency) & set(accuracy), key=lambda n: latency[n]['median_ms'])
-    if not names:
-        raise SystemExit(f'no backbone has both a latency ({sorted(latency)}) and a '
-                         f'"{args.metric}" accuracy ({sorted(accuracy)})')
+def draw(plt, latency, accuracy, names, metric, mode):
+    """The chart as a figure: a line per family, the medians' 95% intervals as error bars."""
     fig, ax = plt.subplots(figsize=(7, 5))
     for family in ('shvit', 'efficientvit', 'uniform', 'timm'):
         members = sorted((n for n in names if n.startswith(family)), key=accuracy.get)
@@ -73,11 +56,34 @@ def main(argv=None):
                     xytext=(3, 3), textcoords='offset points')
     row = latency[names[0]]
     ax.set_xlabel(f"latency (ms, median and 95% interval; {row['device']}, batch {row['batch']}, "
-                  f"{row['height']}x{row['width']}, mode {args.mode})")
-    ax.set_ylabel(args.metric)
+                  f"{row['height']}x{row['width']}, mode {mode})")
+    ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('latency', nargs='+', help='JSON files of tools/benchmark_latency.py')
+    parser.add_argument('--accuracy', default=os.path.join(os.path.dirname(__file__), '..',
+                                                           'benchmarks', 'accuracy.csv'))
+    parser.add_argument('--metric', default='ImageNet top-1')
+    parser.add_argument('--mode', default='best')
+    parser.add_argument('--out', default='benchmarks/results/speed_accuracy.png')
+    args = parser.parse_args(argv)
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    latency = load_latency(args.latency, args.mode)
+    accuracy = load_accuracy(args.accuracy, args.metric)
+    names = sorted(set(latency) & set(accuracy), key=lambda n: latency[n]['median_ms'])
+    if not names:
+        raise SystemExit(f'no backbone has both a latency ({sorted(latency)}) and a '
+                         f'"{args.metric}" accuracy ({sorted(accuracy)})')
+    fig = draw(plt, latency, accuracy, names, args.metric, args.mode)
     os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
     fig.savefig(args.out, dpi=120)
     if args.out.endswith('.png'):
