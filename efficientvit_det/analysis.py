@@ -21,7 +21,7 @@ def model_complexity(config: str, height: int, width: int) -> List[Dict[str, obj
 
     from .latency.engine import build_target
     from .latency.measure import count_flops_by_module
-    _, _, wrapped = build_target(config=config, whole=True)
+    _, _, wrapped = build_target(config=config, whole=True, post_processing=False)
     model = wrapped.model
     torch.manual_seed(0)  # the proposals the RoI heads see depend on the weights
     macs = count_flops_by_module(wrapped, torch.zeros(1, 3, height, width))

@@ -104,31 +104,23 @@ SHAPE_LABELS = tuple(ADE_SHAPE_LABELS.values())  # label values of the three sha
 SHAPES_IOU_BOUND = 0.2  # all shape pixels against the background
 
 
-DETECTION_TRAIN_IMAGES = 640  # one pass, ~130 iterations of the toy recipe (~3 min)
 DETECTION_AP50_MARGIN = 0.03  # measured: 0.062 vs 0.001 (480 images: 0.056)
 
 
-def test_detection_training_finds_the_shapes(tmp_path):
+def test_detection_training_finds_the_shapes(trained_toy, tmp_path):
     """The toy Mask R-CNN + SHViT-S1 recipe from scratch, one pass over a small toy
     set: the trained model's box AP50 on the val split must be well above the same
     model untrained (an untrained or prior-only detector scores ~0), both scored by
     tools/test.py from their checkpoints."""
-    data = tmp_path / 'toy_coco'
-    make_coco_toy(str(data), num_train=DETECTION_TRAIN_IMAGES, num_val=24, seed=4)
-    config = os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py')
-    options = demo.toy_run_options(config, str(data)) + ['randomness.seed=0']
-    options += [f'{s}_dataloader.num_workers=0' for s in ('train', 'val', 'test')]
-    options += [f'{s}_dataloader.persistent_workers=False' for s in ('train', 'val', 'test')]
-    cli.train_main([config, '--work-dir', str(tmp_path / 'trained'), '--cfg-options', *options])
+    config, checkpoint, _, options = trained_toy('mask_rcnn')
     untrained = tmp_path / 'untrained.pth'
     torch.manual_seed(0)
     from mmengine.config import Config
     from test_detection import build_from_config
     torch.save({'state_dict': build_from_config(Config.fromfile(config)).state_dict()}, untrained)
-    ap50 = {name: cli.test_main([config, str(checkpoint), '--work-dir', str(tmp_path / name),
+    ap50 = {name: cli.test_main([config, str(path), '--work-dir', str(tmp_path / name),
                                  '--cfg-options', *options])['coco/bbox_mAP_50']
-            for name, checkpoint in (('trained', tmp_path / 'trained' / 'epoch_1.pth'),
-                                     ('untrained', untrained))}
+            for name, path in (('trained', checkpoint), ('untrained', untrained))}
     assert ap50['trained'] > ap50['untrained'] + DETECTION_AP50_MARGIN, ap50
 
 

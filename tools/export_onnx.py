@@ -1,13 +1,21 @@
-"""Export a backbone (or a whole detector/segmentor, where mmdet allows) to ONNX and
-validate it against PyTorch with ONNX Runtime in the same run.
+"""Export a backbone, or a whole detector / segmentor, to ONNX and validate it
+against PyTorch with ONNX Runtime in the same run.
 
     python tools/export_onnx.py --backbone shvit_s4 --shape 512x512 [--dynamic] [--fused]
         [--out work_dirs/onnx/shvit_s4.onnx]
-    python tools/export_onnx.py --config configs/retinanet_shvit_s4.py --whole ...
+    python tools/export_onnx.py --config configs/mask_rcnn_shvit_s4.py --whole \
+        --checkpoint CKPT --shape 800x1344 [--image demo.jpg]
 
---dynamic marks batch/height/width dynamic and checks a second shape too. OUT is
-replaced only by an export that matches PyTorch; one that does not is kept beside
-it as OUT.invalid.onnx for inspection (exit 1).
+--dynamic marks batch/height/width dynamic and checks a second shape too. A whole
+detector goes from image to final detections, NMS and RoIAlign included
+(NonMaxSuppression, RoiAlign: opset >= 16), at a fixed size, one image: input
+``image`` (1, 3, H, W) float BGR 0-255, H and W multiples of 32; outputs ``boxes``
+(N, 4) x1y1x2y2 in input pixels, ``scores``, ``labels`` and for Mask R-CNN ``masks``
+(N, 28, 28) probabilities inside each box. Its detections on the image (``--image``,
+resized to the shape; default uniform noise) are paired with those of the graph in
+PyTorch and, with --checkpoint, of mmdet's own ``model.predict`` (random weights make
+near-equal scores, whose ties mmdet breaks its own way). OUT is replaced only by an export that matches PyTorch; one that
+does not is kept beside it as OUT.invalid.onnx for inspection (exit 1).
 """
 import argparse
 import os
@@ -17,7 +25,9 @@ import torch
 
 from efficientvit_det.fileio import atomic_path, check_writable, exit_cleanly_on_sigterm
 from efficientvit_det.latency.engine import at_least, build_target, parse_shape
-from efficientvit_det.latency.onnx_export import ExportUnsupported, export_onnx, validate
+from efficientvit_det.latency.detector_graph import DetectorGraph, noise_image
+from efficientvit_det.latency.onnx_export import (ExportUnsupported, describe, export_onnx,
+                                                  validate)
 
 
 class ExportMismatch(Exception):
@@ -40,6 +50,9 @@ def main(argv=None):
                         'checkpoint with --backbone, a whole-model one with --config); '
                         'default: random non-trivial weights, for the validation to see '
                         'every part of the model')
+    parser.add_argument('--image', help='whole detectors: validate on this image (resized '
+                        'to --shape) rather than on noise; a trained checkpoint on a real '
+                        'image exercises every stage')
     parser.add_argument('--out')
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
@@ -53,18 +66,22 @@ def main(argv=None):
     if args.fused:
         model.fuse()
     height, width = args.shape
-    example = torch.randn(args.batch, 3, height, width)
+    if isinstance(model, DetectorGraph):
+        if args.batch != 1:
+            parser.error('a whole detector takes one image: --batch 1')
+        example = detector_input(parser, args.image, height, width)
+    else:
+        example = torch.randn(args.batch, 3, height, width)
     invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
     try:  # OUT is replaced only when the block completes: a matching export
         with atomic_path(out) as staged:
             export_onnx(model, example, staged, dynamic=args.dynamic, opset=args.opset)
             other = (torch.randn(args.batch + 1, 3, height + 64, width + 32)
                      if args.dynamic else None)
-            reports = validate(model, staged, example, args.dynamic, other)
-            for r in reports:
-                detail = r.get('error') or f"max abs {r['abs_err']:.2e}, rel {r['rel_err']:.2e}"
-                print(f"input {r['shape']} output {r['output']}: "
-                      f"{'ok' if r['ok'] else 'MISMATCH'} ({detail})")
+            reports = validate(model, staged, example, args.dynamic, other,
+                               trained=args.checkpoint is not None)
+            for report in reports:
+                print(describe(report))
             if not all(r['ok'] for r in reports):
                 os.replace(staged, invalid)
                 raise ExportMismatch
@@ -76,6 +93,17 @@ def main(argv=None):
         return 1
     print(f'wrote {out}')
     return 0
+
+
+def detector_input(parser, image_path, height, width):
+    """The image a whole detector is validated on: the file, resized, or noise."""
+    if image_path is None:
+        return noise_image(height, width)
+    import mmcv
+    if not os.path.isfile(image_path):
+        parser.error(f'--image {image_path}: no such file')
+    image = mmcv.imresize(mmcv.imread(image_path), (width, height))
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float()
 
 
 if __name__ == '__main__':

@@ -14,11 +14,13 @@ import resource
 import shlex
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from ..fileio import atomic_path, check_writable
+from .detector_graph import (DetectorGraph, as_detections, detections_agree, format_match,
+                             match_detections, noise_image)
 from .measure import (count_flops, flatten_outputs, machine_info, matmul_gflops,
                       max_relative_error, measure, summarize)
 from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavailable, work_dir
@@ -37,20 +39,28 @@ TOLERANCE = {'fp32': 5e-3, 'fp16': 5e-2, 'bf16': 1e-1}
 # ----------------------------------------------------------------------------- targets
 
 def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
-                 whole: bool = False, checkpoint: Optional[str] = None):
+                 whole: bool = False, checkpoint: Optional[str] = None,
+                 post_processing: bool = True):
     """(name, kind, model): our backbone name, ``timm:<name>``, or a config (its
-    backbone, or with ``whole`` the whole model). With ``checkpoint`` the model gets
-    those weights (strictly: a backbone checkpoint for a backbone name, a whole-model
-    one for a config); otherwise random non-trivial ones, so that the checks of the
-    outputs (modes against eager, ONNX against PyTorch) see every part of it."""
+    backbone, or with ``whole`` the whole model: a detector from image to final
+    detections, NMS and mask head included (:class:`DetectorGraph`; without
+    ``post_processing``, mmdet's tensor mode), a segmentor to its logits). With
+    ``checkpoint`` the model gets those weights (strictly: a backbone checkpoint for
+    a backbone name, a whole-model one for a config); otherwise random non-trivial
+    ones (seeded: the same on every call), so that the checks of the outputs (modes
+    against eager, ONNX against PyTorch) see every part of it."""
     from ..models.checking import randomize_for_checking_
-    name, kind, model = _build(backbone, config, whole, checkpoint)
+    with torch.random.fork_rng(devices=[]):  # the same random weights on every call
+        torch.manual_seed(0)
+        name, kind, model = _build(backbone, config, whole, checkpoint, post_processing)
     if checkpoint is None:
         randomize_for_checking_(model)
+        if isinstance(model, DetectorGraph):
+            model.sharpen_random_classifier_()
     return name, kind, model.eval()
 
 
-def _build(backbone, config, whole, checkpoint):
+def _build(backbone, config, whole, checkpoint, post_processing):
     if backbone:
         if backbone.startswith('timm:'):
             import timm
@@ -84,13 +94,17 @@ def _build(backbone, config, whole, checkpoint):
         load_model_checkpoint(model, checkpoint)
     if not whole:
         return f'{name}:backbone', 'backbone', model.backbone
-    sample_type = importlib.import_module('mmdet.structures').DetDataSample \
-        if scope == 'mmdet' else None
-    return name, 'whole', _WholeModel(model, sample_type)
+    if scope != 'mmdet':
+        return name, 'whole', _WholeModel(model)
+    if post_processing:
+        return name, 'whole', DetectorGraph(model)
+    return name, 'whole', _WholeModel(model, importlib.import_module('mmdet.structures')
+                                      .DetDataSample)
 
 
 class _WholeModel(torch.nn.Module):
-    """Detector / segmentor without pre- and post-processing (``mode='tensor'``).
+    """Segmentor (or detector, for counting its MACs) without pre- and post-processing
+    (``mode='tensor'``).
 
     Two-stage detectors need image metadata even there (the RPN clips and
     filters proposals to the image), so detectors get one sample per image
@@ -112,18 +126,6 @@ class _WholeModel(torch.nn.Module):
 
     def forward(self, x):
         return self.model(x, self._data_samples(x), mode='tensor')
-
-    @property
-    def onnx_unsupported(self) -> Optional[str]:
-        """Why this model cannot go to ONNX, or None."""
-        if getattr(self.model, 'with_rpn', False):
-            return (f'{type(self.model).__name__} is a two-stage detector: mmdet 3.x cannot '
-                    'export it to ONNX (its ONNX box decoding imports mmdet.core, removed in '
-                    '3.x, and mmcv 2.x gives the NMS between RPN and RoI head no ONNX form). '
-                    'Use mmdeploy for the whole model; here, export its backbone (drop '
-                    '--whole), or a single-stage detector or segmentor with --whole. '
-                    'PyTorch latency modes time the whole model.')
-        return None
 
     def fuse(self):
         if hasattr(self.model.backbone, 'fuse'):
@@ -214,6 +216,25 @@ def _eager_outputs(model, example):
     return [t.float().cpu() for t in flatten_outputs(model(example))]
 
 
+def _compare(model, reference, outputs, precision: str,
+             image_shape) -> Tuple[Optional[float], Optional[str]]:
+    """(max relative error, why the outputs do not count as eager fp32's or None). A
+    whole detector's are compared as detections, paired by label and box (modes may
+    list the same detections in another order): no single relative error then."""
+    if isinstance(model, DetectorGraph):
+        report = match_detections(as_detections(reference), as_detections(outputs),
+                                  image_shape)
+        if detections_agree(report):
+            return None, None
+        return None, f'detections differ from eager fp32 ({format_match(report)})'
+    error = max_relative_error(reference, outputs)
+    if error <= TOLERANCE[precision]:
+        return error, None
+    return error, (f'outputs differ from eager fp32 by {error:.3g} (tolerance '
+                   f'{TOLERANCE[precision]:g})' if math.isfinite(error) else
+                   'outputs differ from eager fp32 in number or shape, or are inf/NaN')
+
+
 def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) -> List[Dict]:
     """Time every (target, shape, batch, mode). Each mode's outputs are first
     checked against eager fp32 on the same input: a mode off by more than its
@@ -223,8 +244,11 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
     reference = {}
     for index, ((name, kind, model), (height, width), batch, mode) in enumerate(combos, 1):
         model = model.to(device)
-        generator = torch.Generator().manual_seed(0)
-        example = torch.randn(batch, 3, height, width, generator=generator).to(device)
+        if isinstance(model, DetectorGraph):  # it takes pixels, one image
+            example = noise_image(height, width).to(device)
+        else:
+            generator = torch.Generator().manual_seed(0)
+            example = torch.randn(batch, 3, height, width, generator=generator).to(device)
         precision = PRECISION.get(mode, 'fp32')
         row = dict(target=name, kind=kind, mode=mode, precision=precision,
                    device=device, batch=batch, height=height, width=width, threads=threads,
@@ -237,23 +261,22 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
             _reset_peak_memory(device)
             run = MODES[mode](model, example, Context(device, threads, work_dir()))
             with torch.no_grad():
-                error = max_relative_error(reference[key], flatten_outputs(run()))
+                outputs = flatten_outputs(run())
+            error, disagreement = _compare(model, reference[key], outputs, precision,
+                                           (height, width))
             progress = Progress(label, warmup + iters)
             samples = measure(run, iters=iters, warmup=warmup, device=device,
                               after_each=progress.step)
             stats = summarize(samples)
-            agrees = error <= TOLERANCE[precision]
-            row.update(status='ok' if agrees else 'mismatch',
+            row.update(status='mismatch' if disagreement else 'ok',
                        **{k: v if isinstance(v, bool) else round(v, 3)
                           for k, v in stats.items()},
                        throughput_img_s=round(batch * 1e3 / stats['median_ms'], 2),
                        peak_mem_mb=round(_peak_memory_mb(device), 1),
-                       max_rel_err=float(f'{error:.3g}') if math.isfinite(error) else None)
-            if not agrees:
-                row['reason'] = (
-                    f'outputs differ from eager fp32 by {error:.3g} (tolerance '
-                    f'{TOLERANCE[precision]:g})' if math.isfinite(error) else
-                    'outputs differ from eager fp32 in number or shape, or are inf/NaN')
+                       max_rel_err=float(f'{error:.3g}') if error is not None and
+                       math.isfinite(error) else None)
+            if disagreement:
+                row['reason'] = disagreement
         except ModeUnavailable as err:
             row.update(status='skipped', reason=str(err))
         rows.append(row)
@@ -376,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument('--config', help='take the backbone out of a detector / segmentor '
                         'config (needs mmdet / mmseg)')
     parser.add_argument('--whole', action='store_true',
-                        help='with --config: time the whole model (no pre/post-processing)')
+                        help='with --config: time the whole model; a detector from image '
+                        'to final detections (normalisation, NMS, RoI and mask heads '
+                        'included; one image), a segmentor to its logits')
     parser.add_argument('--checkpoint',
                         help='check and time these weights (a backbone checkpoint with one '
                         '--backbone, a whole-model one with --config; path, URL or '
@@ -464,6 +489,9 @@ def main(argv: Optional[List[str]] = None):
     else:
         targets = [build_target(config=args.config, whole=args.whole,
                                 checkpoint=args.checkpoint)]
+        if isinstance(targets[0][2], DetectorGraph) and args.batch != [1]:
+            parser.error('--whole: a detector takes one image at a time; leave --batch out '
+                         '(or --batch 1)')
     invocation = sys.argv[1:] if argv is None else list(argv)
     command = ' '.join(shlex.quote(a) for a in
                        ['python', 'tools/benchmark_latency.py'] + invocation)

@@ -1,8 +1,10 @@
-"""ONNX export of backbones (and whole models where mmdet allows) with validation."""
+"""ONNX export of backbones and whole models, with validation against PyTorch."""
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from .detector_graph import (DetectorGraph, as_detections, detections_agree, format_match,
+                             match_detections, reference_detections)
 from .measure import flatten_outputs, output_errors
 
 
@@ -11,7 +13,11 @@ class ExportUnsupported(RuntimeError):
 
 
 class _AsTuple(torch.nn.Module):
-    """Exporters want a flat tuple of tensors out (detectors return nested lists)."""
+    """Exporters want a flat tuple of tensors out (detectors return nested lists).
+
+    Build it as ``_AsTuple(model).eval()``: the exporter leaves the wrapper in the
+    mode it found it in, recursively, and a wrapper left training would switch the
+    model's BatchNorms to updating their statistics on the next call."""
 
     def __init__(self, model):
         super().__init__()
@@ -25,16 +31,22 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
                 dynamic: bool = False, opset: int = 17) -> List[str]:
     """Write ``model`` to ``path``; returns the output names.
 
-    ``dynamic`` marks batch, height and width as dynamic axes. A model that knows
-    it cannot be exported says why in ``onnx_unsupported``; nothing is written then.
+    ``dynamic`` marks batch, height and width as dynamic axes. A whole detector
+    (:class:`DetectorGraph`) is written at its example's size, with opset 16 or
+    later (aligned ``RoiAlign``); nothing is written when that cannot be.
     """
-    reason = getattr(model, 'onnx_unsupported', None)
-    if reason:
-        raise ExportUnsupported(reason)
-    model = _AsTuple(model.eval())
+    output_names = getattr(model, 'output_names', None)
+    if output_names and dynamic:
+        raise ExportUnsupported('a whole detector is exported at a fixed input size (its '
+                                'anchors and box clipping are constants of the graph): '
+                                'drop --dynamic and export once per deployment size')
+    if output_names and opset < 16:
+        raise ExportUnsupported(f'opset {opset} has no aligned RoiAlign; a whole detector '
+                                'needs --opset 16 or later')
+    model = _AsTuple(model).eval()
     with torch.no_grad():
         outputs = model(example)
-    names = [f'feat{i}' for i in range(len(outputs))]
+    names = output_names or [f'feat{i}' for i in range(len(outputs))]
     axes = None
     if dynamic:
         axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
@@ -50,7 +62,7 @@ def compare_with_onnxruntime(model: torch.nn.Module, path: str,
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     name = session.get_inputs()[0].name
-    wrapped = _AsTuple(model.eval())
+    wrapped = _AsTuple(model).eval()
     reports = []
     for x in inputs:
         with torch.no_grad():
@@ -62,7 +74,45 @@ def compare_with_onnxruntime(model: torch.nn.Module, path: str,
 
 
 def validate(model, path: str, example: torch.Tensor, dynamic: bool,
-             other: Optional[torch.Tensor] = None) -> List[Dict[str, object]]:
-    """Compare at the export shape, and (dynamic export) at a second shape too."""
+             other: Optional[torch.Tensor] = None,
+             trained: bool = False) -> List[Dict[str, object]]:
+    """Compare at the export shape, and (dynamic export) at a second shape too; a
+    whole detector's detections with those of the PyTorch graph and, for
+    ``trained`` weights, of mmdet's own ``predict`` too."""
+    if isinstance(model, DetectorGraph):
+        return compare_detections_with_onnxruntime(model, path, example, trained)
     inputs = [example] + ([other] if dynamic and other is not None else [])
     return compare_with_onnxruntime(model, path, inputs)
+
+
+def compare_detections_with_onnxruntime(graph: DetectorGraph, path: str, image: torch.Tensor,
+                                        with_mmdet: bool) -> List[Dict[str, object]]:
+    """ONNX Runtime's detections on ``image`` paired (:func:`match_detections`) with
+    the PyTorch graph's and, ``with_mmdet``, with ``model.predict``'s, each judged by
+    :data:`AGREEMENT`. Random weights give many near-equal scores whose ties mmdet
+    breaks its own way, so they are compared with the graph only, which ranks
+    exactly as the export does (tests show the graph equals mmdet on trained ones)."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    got = as_detections(session.run(None, {session.get_inputs()[0].name: image.numpy()}))
+    with torch.no_grad():
+        references = [('PyTorch', as_detections(graph.eval()(image)))]
+    if with_mmdet:
+        references.append(("mmdet's predict", reference_detections(graph.model, image)))
+    reports = []
+    for against, expected in references:
+        report = match_detections(expected, got, tuple(image.shape[-2:]))
+        reports.append(dict(report, against=against, shape=list(image.shape),
+                            ok=detections_agree(report)))
+    return reports
+
+
+def describe(report: Dict[str, object]) -> str:
+    """One line per report of :func:`validate`."""
+    verdict = 'ok' if report['ok'] else 'MISMATCH'
+    if 'expected' in report:  # a whole detector's detections ("here": ONNX Runtime's)
+        return (f"input {report['shape']}, ONNX Runtime vs {report['against']}: {verdict} "
+                f"({format_match(report)})")
+    detail = report.get('error') or (f"max abs {report['abs_err']:.2e}, "
+                                     f"rel {report['rel_err']:.2e}")
+    return f"input {report['shape']} output {report['output']}: {verdict} ({detail})"

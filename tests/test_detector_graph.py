@@ -1,0 +1,163 @@
+"""Whole detectors as one graph (image -> final detections) and their ONNX export:
+the graph computes what mmdet's predict computes, the export what the graph does,
+and a wrong export is caught."""
+import os
+import re
+import sys
+
+import pytest
+import torch
+
+from efficientvit_det.latency import detector_graph as graph_module
+from efficientvit_det.latency import engine
+from efficientvit_det.latency.detector_graph import (AGREEMENT, DetectorGraph, as_detections,
+                                                     match_detections, reference_detections)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+import export_onnx as export_tool  # noqa: E402
+
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+
+
+def _toy_val_image(data_root):
+    return os.path.join(data_root, 'val', sorted(os.listdir(os.path.join(data_root, 'val')))[0])
+
+
+def _reports(printed):
+    """(against, verdict, detections there) of each line the export tool printed."""
+    return re.findall(r"ONNX Runtime vs (PyTorch|mmdet's predict): (ok|MISMATCH) "
+                      r"\((\d+) detections there", printed)
+
+
+@pytest.mark.parametrize('detector', ['mask_rcnn', 'retinanet'])
+def test_whole_export_of_a_trained_detector_matches_mmdet(detector, trained_toy, tmp_path,
+                                                          capsys):
+    """Trained toy checkpoint, toy image: the graph in PyTorch finds exactly mmdet's
+    detections, and the ONNX file (NonMaxSuppression, RoiAlign) finds them too."""
+    config, checkpoint, data, _ = trained_toy(detector)
+    _, _, graph = engine.build_target(config=config, whole=True, checkpoint=checkpoint)
+    image = export_tool.detector_input(None, _toy_val_image(data), 192, 256)
+    expected = reference_detections(graph.model, image)
+    with torch.no_grad():
+        found = as_detections(graph(image))
+    report = match_detections(expected, found, (192, 256))
+    assert report['expected'] >= 10 and report['unpaired'] == 0, report
+    assert report['max_box_diff_px'] == 0 and report['max_score_diff'] == 0, report
+    assert report.get('min_mask_iou', 1.0) == 1.0, report
+
+    out = tmp_path / f'{detector}.onnx'
+    assert export_tool.main(['--config', config, '--whole', '--checkpoint', checkpoint,
+                             '--image', _toy_val_image(data), '--shape', '192x256',
+                             '--out', str(out)]) == 0
+    reports = _reports(capsys.readouterr().out)
+    assert [(a, v) for a, v, _ in reports] == [('PyTorch', 'ok'), ("mmdet's predict", 'ok')]
+    assert int(reports[1][2]) >= 10
+    model = onnx.load(str(out))
+    operators = {node.op_type for node in model.graph.node}
+    assert 'NonMaxSuppression' in operators
+    assert ('RoiAlign' in operators) == (detector == 'mask_rcnn')
+    assert [o.name for o in model.graph.output] == graph.output_names
+    assert graph.output_names == (['boxes', 'scores', 'labels', 'masks']
+                                  if detector == 'mask_rcnn' else ['boxes', 'scores', 'labels'])
+
+
+def test_a_wrong_roi_align_scale_is_caught_and_the_file_set_aside(trained_toy, tmp_path,
+                                                                  monkeypatch, capsys):
+    """RoIs pooled at twice the right scale: the export still equals the (equally
+    wrong) PyTorch graph, but not mmdet's predict, so the tool keeps it as
+    OUT.invalid.onnx, leaves OUT alone and exits 1."""
+    config, checkpoint, data, _ = trained_toy('mask_rcnn')
+    real_roi_align = __import__('torchvision').ops.roi_align
+
+    def doubled_scale(features, rois, size, scale, *args, **kwargs):
+        return real_roi_align(features, rois, size, 2 * scale, *args, **kwargs)
+    monkeypatch.setattr('torchvision.ops.roi_align', doubled_scale)
+    out = tmp_path / 'mask_rcnn.onnx'
+    out.write_text('an earlier export')
+    assert export_tool.main(['--config', config, '--whole', '--checkpoint', checkpoint,
+                             '--image', _toy_val_image(data), '--shape', '192x256',
+                             '--out', str(out)]) == 1
+    verdicts = [(a, v) for a, v, _ in _reports(capsys.readouterr().out)]
+    assert verdicts == [('PyTorch', 'ok'), ("mmdet's predict", 'MISMATCH')]
+    assert out.read_text() == 'an earlier export'
+    assert (tmp_path / 'mask_rcnn.invalid.onnx').stat().st_size > 1000
+
+
+@pytest.mark.parametrize('config', ['mask_rcnn_efficientvit_m0', 'mask_rcnn_uniform_xs',
+                                    'retinanet_efficientvit_m0', 'retinanet_uniform_xs'])
+def test_whole_export_of_each_family_matches_pytorch(config, tmp_path, capsys):
+    """Random non-trivial weights (classifier sharpened: 100 detections reach the
+    mask head), BN folded: ONNX Runtime finds the graph's detections."""
+    out = tmp_path / 'whole.onnx'
+    assert export_tool.main(['--config', os.path.join(ROOT, 'configs', f'{config}.py'),
+                             '--whole', '--fused', '--shape', '128x160',
+                             '--out', str(out)]) == 0
+    (against, verdict, count), = _reports(capsys.readouterr().out)
+    assert (against, verdict) == ('PyTorch', 'ok') and int(count) == 100
+
+
+def test_random_weights_send_detections_through_the_mask_head():
+    """A random box classifier spreads each RoI's softmax over the 81 classes (top
+    scores near score_thr); sharpened, its top scores are those of a confident head,
+    and max_per_img detections reach the mask head."""
+    _, _, graph = engine.build_target(config=os.path.join(ROOT, 'configs',
+                                                          'mask_rcnn_shvit_s1.py'), whole=True)
+    image = graph_module.noise_image(256, 320)
+    with torch.no_grad():
+        boxes, scores, _, masks = graph(image)
+        assert masks.shape == (100, 28, 28) and scores.min() > 0.5
+        graph.sharpen_random_classifier_(factor=0.1)  # undo it
+        assert graph(image)[1].max() < 0.1
+
+
+def test_export_refusals_leave_no_file(tmp_path, capsys):
+    config = os.path.join(ROOT, 'configs', 'retinanet_shvit_s1.py')
+    out = tmp_path / 'whole.onnx'
+    for extra, message in ((['--dynamic'], 'fixed input size'),
+                           (['--opset', '15'], 'opset 16 or later')):
+        assert export_tool.main(['--config', config, '--whole', '--shape', '128',
+                                 '--out', str(out)] + extra) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_tool.main(['--config', config, '--whole', '--batch', '2', '--out', str(out)])
+    assert 'one image' in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unsupported_detectors_are_named():
+    from mmengine.config import Config
+
+    from efficientvit_det.registry import build_model_from_config
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'retinanet_shvit_s1.py'))
+    model = build_model_from_config(cfg)
+    model.bbox_head.use_sigmoid_cls = False
+    with pytest.raises(NotImplementedError, match='RetinaNet'):
+        DetectorGraph(model)
+
+
+def test_detection_matching_pairs_by_label_and_box_in_any_order():
+    boxes = torch.tensor([[0., 0, 10, 10], [20, 20, 40, 40], [5, 5, 15, 15]])
+    expected = dict(boxes=boxes, scores=torch.tensor([.9, .8, .7]),
+                    labels=torch.tensor([1, 2, 1]))
+    shuffled = {k: v[[2, 0, 1]] for k, v in expected.items()}
+    assert match_detections(expected, shuffled, (50, 50)) == dict(
+        expected=3, found=3, unpaired=0, max_box_diff_px=0.0, max_score_diff=0.0)
+    moved = dict(expected, boxes=boxes + torch.tensor([[0.], [0], [1]]))
+    assert match_detections(expected, moved, (50, 50))['max_box_diff_px'] == 1.0
+    relabelled = dict(expected, labels=torch.tensor([1, 3, 1]))
+    assert match_detections(expected, relabelled, (50, 50))['unpaired'] == 2
+    masks = torch.zeros(3, 50, 50, dtype=torch.bool)
+    masks[:, :10, :10] = True
+    thinner = masks.clone()
+    thinner[0, :, 9] = False
+    iou = match_detections(dict(expected, masks=masks), dict(expected, masks=thinner),
+                           (50, 50))['min_mask_iou']
+    assert iou == pytest.approx(0.9) and iou < AGREEMENT['min_mask_iou']
+    probabilities = torch.full((3, 28, 28), 0.7)
+    nudged = probabilities.clone()
+    nudged[1, 3, 3] = 0.5
+    assert match_detections(dict(expected, mask_probs=probabilities),
+                            dict(expected, mask_probs=nudged),
+                            (50, 50))['max_mask_prob_diff'] == pytest.approx(0.2)
