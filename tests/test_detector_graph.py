@@ -25,6 +25,17 @@ def _toy_val_image(data_root):
     return os.path.join(data_root, 'val', sorted(os.listdir(os.path.join(data_root, 'val')))[0])
 
 
+def _operators(graph):
+    """Operator types in an ONNX graph and its subgraphs (NMS sits in an If branch)."""
+    found = set()
+    for node in graph.node:
+        found.add(node.op_type)
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] * attribute.HasField('g') + list(attribute.graphs):
+                found |= _operators(subgraph)
+    return found
+
+
 def _reports(printed):
     """(against, verdict, detections there) of each line the export tool printed."""
     return re.findall(r"ONNX Runtime vs (PyTorch|mmdet's predict): (ok|MISMATCH) "
@@ -44,7 +55,7 @@ def test_whole_export_of_a_trained_detector_matches_mmdet(detector, trained_toy,
         found = as_detections(graph(image))
     report = match_detections(expected, found, (192, 256))
     assert report['expected'] >= 10 and report['unpaired'] == 0, report
-    assert report['max_box_diff_px'] == 0 and report['max_score_diff'] == 0, report
+    assert report['max_box_diff_px'] < 1e-4 and report['max_score_diff'] < 1e-6, report
     assert report.get('min_mask_iou', 1.0) == 1.0, report
 
     out = tmp_path / f'{detector}.onnx'
@@ -55,7 +66,7 @@ def test_whole_export_of_a_trained_detector_matches_mmdet(detector, trained_toy,
     assert [(a, v) for a, v, _ in reports] == [('PyTorch', 'ok'), ("mmdet's predict", 'ok')]
     assert int(reports[1][2]) >= 10
     model = onnx.load(str(out))
-    operators = {node.op_type for node in model.graph.node}
+    operators = _operators(model.graph)
     assert 'NonMaxSuppression' in operators
     assert ('RoiAlign' in operators) == (detector == 'mask_rcnn')
     assert [o.name for o in model.graph.output] == graph.output_names
@@ -65,9 +76,9 @@ def test_whole_export_of_a_trained_detector_matches_mmdet(detector, trained_toy,
 
 def test_a_wrong_roi_align_scale_is_caught_and_the_file_set_aside(trained_toy, tmp_path,
                                                                   monkeypatch, capsys):
-    """RoIs pooled at twice the right scale: the export still equals the (equally
-    wrong) PyTorch graph, but not mmdet's predict, so the tool keeps it as
-    OUT.invalid.onnx, leaves OUT alone and exits 1."""
+    """RoIs pooled at twice the right scale, in the graph and so in the export:
+    mmdet's predict disagrees, so the tool keeps the file as OUT.invalid.onnx,
+    leaves OUT alone and exits 1."""
     config, checkpoint, data, _ = trained_toy('mask_rcnn')
     real_roi_align = __import__('torchvision').ops.roi_align
 
@@ -79,8 +90,8 @@ def test_a_wrong_roi_align_scale_is_caught_and_the_file_set_aside(trained_toy, t
     assert export_tool.main(['--config', config, '--whole', '--checkpoint', checkpoint,
                              '--image', _toy_val_image(data), '--shape', '192x256',
                              '--out', str(out)]) == 1
-    verdicts = [(a, v) for a, v, _ in _reports(capsys.readouterr().out)]
-    assert verdicts == [('PyTorch', 'ok'), ("mmdet's predict", 'MISMATCH')]
+    verdicts = dict((a, v) for a, v, _ in _reports(capsys.readouterr().out))
+    assert verdicts["mmdet's predict"] == 'MISMATCH', verdicts
     assert out.read_text() == 'an earlier export'
     assert (tmp_path / 'mask_rcnn.invalid.onnx').stat().st_size > 1000
 

@@ -9,7 +9,8 @@ against PyTorch with ONNX Runtime in the same run.
 --dynamic marks batch/height/width dynamic and checks a second shape too. A whole
 detector goes from image to final detections, NMS and RoIAlign included
 (NonMaxSuppression, RoiAlign: opset >= 16), at a fixed size, one image: input
-``image`` (1, 3, H, W) float BGR 0-255, H and W multiples of 32; outputs ``boxes``
+``image`` (1, 3, H, W) float BGR 0-255, resized (the graph normalises and pads it
+as mmdet does); outputs ``boxes``
 (N, 4) x1y1x2y2 in input pixels, ``scores``, ``labels`` and for Mask R-CNN ``masks``
 (N, 28, 28) probabilities inside each box. Its detections on the image (``--image``,
 resized to the shape; default uniform noise) are paired with those of the graph in
@@ -24,7 +25,8 @@ import sys
 import torch
 
 from efficientvit_det.fileio import atomic_path, check_writable, exit_cleanly_on_sigterm
-from efficientvit_det.latency.engine import at_least, build_target, parse_shape
+from efficientvit_det.latency.engine import (at_least, build_target, parse_cfg_options,
+                                             parse_shape)
 from efficientvit_det.latency.detector_graph import DetectorGraph, noise_image
 from efficientvit_det.latency.onnx_export import (ExportUnsupported, describe, export_onnx,
                                                   validate)
@@ -50,14 +52,24 @@ def main(argv=None):
                         'checkpoint with --backbone, a whole-model one with --config); '
                         'default: random non-trivial weights, for the validation to see '
                         'every part of the model')
+    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='with --config: override config keys, e.g. a deployment '
+                        'test_cfg: model.test_cfg.rpn.max_per_img=300')
     parser.add_argument('--image', help='whole detectors: validate on this image (resized '
                         'to --shape) rather than on noise; a trained checkpoint on a real '
                         'image exercises every stage')
     parser.add_argument('--out')
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
+    if args.cfg_options and not args.config:
+        parser.error('--cfg-options needs --config')
+    try:
+        parse_cfg_options(args.cfg_options)
+    except ValueError as err:
+        parser.error(str(err))
     name, kind, model = build_target(backbone=args.backbone, config=args.config,
-                                     whole=args.whole, checkpoint=args.checkpoint)
+                                     whole=args.whole, checkpoint=args.checkpoint,
+                                     cfg_options=args.cfg_options)
     out = args.out or os.path.join('work_dirs', 'onnx', name.replace(':', '_') + '.onnx')
     try:  # found out now, not after the export
         check_writable(out)

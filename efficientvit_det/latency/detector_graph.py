@@ -10,7 +10,8 @@ model's own modules and weights, and computes what ``model.predict`` computes
 with ``rescale=False`` (tested, and checked by ``tools/export_onnx.py --whole``).
 
 Input: one image, ``(1, 3, H, W)`` float, BGR, 0-255 (as ``mmcv.imread`` gives
-it), already resized and padded to a multiple of 32; the graph normalises it.
+it), already resized; the graph normalises it and pads it to the config's size
+divisor (32) as mmdet's data preprocessor does.
 Output: ``boxes (N, 4)`` x1y1x2y2 in input pixels, ``scores (N,)``, ``labels (N,)``
 and, with a mask head, ``masks (N, M, M)``: each detection's mask probabilities in
 its box (M = 28 in mmdet's configs), to paste into the image with
@@ -53,6 +54,7 @@ class DetectorGraph(nn.Module):
         self.channel_order = [2, 1, 0] if preprocessor._channel_conversion else [0, 1, 2]
         self.register_buffer('mean', preprocessor.mean.detach().clone().view(1, 3, 1, 1))
         self.register_buffer('std', preprocessor.std.detach().clone().view(1, 3, 1, 1))
+        self.pad_divisor = preprocessor.pad_size_divisor
         self.with_mask = self.two_stage and model.roi_head.with_mask
         self.output_names = list(OUTPUT_NAMES[:4 if self.with_mask else 3])
 
@@ -65,7 +67,9 @@ class DetectorGraph(nn.Module):
         stages = [('backbone', self.run_backbone), ('neck', self.model.neck),
                   ('dense head + NMS', self.run_dense_head)]
         if self.two_stage:
-            stages.append(('RoI heads + NMS', self.run_roi_heads))
+            stages.append(('box head + NMS', self.run_box_head))
+        if self.with_mask:
+            stages.append(('mask head', self.run_mask_head))
         return stages
 
     def forward(self, image: torch.Tensor):
@@ -78,35 +82,43 @@ class DetectorGraph(nn.Module):
         if image.shape[0] != 1:
             raise ValueError(f'the whole-detector graph takes one image, got a batch of '
                              f'{image.shape[0]}')
-        self.image_shape = tuple(image.shape[-2:])
-        return self.model.backbone((image[:, self.channel_order] - self.mean) / self.std)
+        self.image_shape = tuple(image.shape[-2:])  # boxes are clipped to it, as mmdet's
+        normalised = (image[:, self.channel_order] - self.mean) / self.std
+        height, width = self.image_shape
+        return self.model.backbone(torch.nn.functional.pad(  # bottom / right, as mmdet
+            normalised, (0, -width % self.pad_divisor, 0, -height % self.pad_divisor)))
 
     def run_dense_head(self, features):
         if self.two_stage:
             return features, self._proposals(features)
         return self._single_stage_detections(features)
 
-    def run_roi_heads(self, state):
+    def run_box_head(self, state):
+        """Proposals -> the RoI head's detections (per-class NMS); the features ride
+        along for the mask head."""
         features, proposals = state
         roi_head, cfg = self.model.roi_head, self.model.roi_head.test_cfg
-        rois = _as_rois(proposals)
         class_logits, deltas = roi_head.bbox_head(
-            _extract(roi_head.bbox_roi_extractor, features, rois))
+            _extract(roi_head.bbox_roi_extractor, features, _as_rois(proposals)))
         num_classes = roi_head.bbox_head.num_classes
         scores = class_logits.softmax(-1)[:, :num_classes]
         boxes = self._decode(roi_head.bbox_head.bbox_coder,
                              proposals.repeat_interleave(num_classes, dim=0),
                              deltas.view(-1, 4))
-        labels = torch.arange(num_classes).expand_as(scores).reshape(-1)
+        labels = torch.arange(num_classes, device=scores.device).expand_as(scores).reshape(-1)
         keep = scores.reshape(-1) > cfg.score_thr
-        boxes, scores, labels = _nms(boxes[keep], scores.reshape(-1)[keep], labels[keep],
-                                     cfg.nms.iou_threshold, cfg.max_per_img)
-        if not self.with_mask:
-            return boxes, scores, labels
+        detections = _nms(boxes[keep], scores.reshape(-1)[keep], labels[keep],
+                          cfg.nms.iou_threshold, cfg.max_per_img)
+        return (features, *detections) if self.with_mask else detections
+
+    def run_mask_head(self, state):
+        """Each detection's mask probabilities in its box, for its class."""
+        features, boxes, scores, labels = state
+        roi_head = self.model.roi_head
         mask_logits = roi_head.mask_head(
             _extract(roi_head.mask_roi_extractor, features, _as_rois(boxes)))
-        masks = mask_logits[torch.arange(labels.shape[0]), labels].sigmoid()
-        return boxes, scores, labels, masks
+        masks = mask_logits[torch.arange(labels.shape[0], device=labels.device), labels]
+        return boxes, scores, labels, masks.sigmoid()
 
     # ------------------------------------------------------------------ dense heads
 

@@ -3,6 +3,7 @@
 Backbone targets need torch only; ``--config`` targets need the OpenMMLab stack.
 """
 import argparse
+import ast
 import csv
 import gc
 import importlib
@@ -12,9 +13,10 @@ import os
 import re
 import resource
 import shlex
+import statistics
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -22,7 +24,7 @@ from ..fileio import atomic_path, check_writable
 from .detector_graph import (DetectorGraph, as_detections, detections_agree, format_match,
                              match_detections, noise_image)
 from .measure import (count_flops, flatten_outputs, machine_info, matmul_gflops,
-                      max_relative_error, measure, summarize)
+                      max_relative_error, measure, measure_stages, summarize)
 from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavailable, work_dir
 
 SCHEMA = 'efficientvit_det.latency/1'
@@ -30,7 +32,7 @@ ROW_FIELDS = ['target', 'kind', 'mode', 'precision', 'device', 'batch', 'height'
               'threads', 'status', 'median_ms', 'ci95_low_ms', 'ci95_high_ms', 'unstable',
               'p90_ms', 'p99_ms', 'mean_ms', 'runs',
               'throughput_img_s', 'peak_mem_mb', 'params_m', 'gmacs', 'gflops_per_s',
-              'matmul_fraction', 'max_rel_err', 'reason']
+              'matmul_fraction', 'max_rel_err', 'backbone_share', 'reason']
 #: largest error vs eager fp32 (relative to the largest output value) a mode may show
 #: and still count as computing the same features; fp32 leaves room for TF32 on GPUs
 TOLERANCE = {'fp32': 5e-3, 'fp16': 5e-2, 'bf16': 1e-1}
@@ -40,7 +42,7 @@ TOLERANCE = {'fp32': 5e-3, 'fp16': 5e-2, 'bf16': 1e-1}
 
 def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
                  whole: bool = False, checkpoint: Optional[str] = None,
-                 post_processing: bool = True):
+                 post_processing: bool = True, cfg_options: Sequence[str] = ()):
     """(name, kind, model): our backbone name, ``timm:<name>``, or a config (its
     backbone, or with ``whole`` the whole model: a detector from image to final
     detections, NMS and mask head included (:class:`DetectorGraph`; without
@@ -52,7 +54,8 @@ def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
     from ..models.checking import randomize_for_checking_
     with torch.random.fork_rng(devices=[]):  # the same random weights on every call
         torch.manual_seed(0)
-        name, kind, model = _build(backbone, config, whole, checkpoint, post_processing)
+        name, kind, model = _build(backbone, config, whole, checkpoint, post_processing,
+                                   cfg_options)
     if checkpoint is None:
         randomize_for_checking_(model)
         if isinstance(model, DetectorGraph):
@@ -60,7 +63,7 @@ def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
     return name, kind, model.eval()
 
 
-def _build(backbone, config, whole, checkpoint, post_processing):
+def _build(backbone, config, whole, checkpoint, post_processing, cfg_options):
     if backbone:
         if backbone.startswith('timm:'):
             import timm
@@ -81,6 +84,7 @@ def _build(backbone, config, whole, checkpoint, post_processing):
     from ..checkpoints import load_model_checkpoint
     from ..registry import build_model_from_config
     cfg = Config.fromfile(config)
+    cfg.merge_from_dict(parse_cfg_options(cfg_options))
     scope = cfg.get('default_scope', 'mmdet')
     name = os.path.splitext(os.path.basename(config))[0]
     if not whole and not checkpoint:
@@ -100,6 +104,21 @@ def _build(backbone, config, whole, checkpoint, post_processing):
         return name, 'whole', DetectorGraph(model)
     return name, 'whole', _WholeModel(model, importlib.import_module('mmdet.structures')
                                       .DetDataSample)
+
+
+def parse_cfg_options(options: Sequence[str]) -> Dict[str, object]:
+    """``KEY=VALUE`` strings as a dict, each value a Python literal where it reads
+    as one (``300``, ``0.5``, ``[1, 2]``), else the string."""
+    parsed = {}
+    for option in options:
+        key, separator, value = option.partition('=')
+        if not separator or not key:
+            raise ValueError(f'--cfg-options {option!r}: expected KEY=VALUE')
+        try:
+            parsed[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed[key] = value
+    return parsed
 
 
 class _WholeModel(torch.nn.Module):
@@ -235,6 +254,26 @@ def _compare(model, reference, outputs, precision: str,
                    'outputs differ from eager fp32 in number or shape, or are inf/NaN')
 
 
+def _add_stages(row, graph, example, iters, warmup, device) -> None:
+    """The eager row of a whole detector gets its stages' median times (timed in
+    their own runs, after the whole's) and the backbone's share of their sum: what
+    swapping the backbone can buy."""
+    samples = measure_stages(graph.stages(), example, iters=iters, warmup=warmup,
+                             device=device)
+    row['stages_ms'] = {name: round(statistics.median(times), 3)
+                        for name, times in samples.items()}
+    row['backbone_share'] = round(row['stages_ms']['backbone'] /
+                                  sum(row['stages_ms'].values()), 3)
+
+
+def format_stages(row) -> str:
+    total = sum(row['stages_ms'].values())
+    return '\n'.join(f"    {name:<18} {ms:>9.2f} ms {100 * ms / total:>5.1f}%"
+                     for name, ms in row['stages_ms'].items()) + (
+        f"\n    {'sum of stages':<18} {total:>9.2f} ms (the whole, timed as one: "
+        f"{row['median_ms']:.2f} ms)")
+
+
 def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) -> List[Dict]:
     """Time every (target, shape, batch, mode). Each mode's outputs are first
     checked against eager fp32 on the same input: a mode off by more than its
@@ -277,10 +316,14 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
                        math.isfinite(error) else None)
             if disagreement:
                 row['reason'] = disagreement
+            if mode == 'eager' and isinstance(model, DetectorGraph):
+                _add_stages(row, model, example, iters, warmup, device)
         except ModeUnavailable as err:
             row.update(status='skipped', reason=str(err))
         rows.append(row)
         print(format_row(row), flush=True)
+        if 'stages_ms' in row:
+            print(format_stages(row), flush=True)
         del example
         gc.collect()
         if device.startswith('cuda'):
@@ -402,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='with --config: time the whole model; a detector from image '
                         'to final detections (normalisation, NMS, RoI and mask heads '
                         'included; one image), a segmentor to its logits')
+    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='with --config: override config keys, e.g. a deployment '
+                        'test_cfg: model.test_cfg.rpn.max_per_img=300')
     parser.add_argument('--checkpoint',
                         help='check and time these weights (a backbone checkpoint with one '
                         '--backbone, a whole-model one with --config; path, URL or '
@@ -463,6 +509,12 @@ def check_args(parser, args):
         parser.error(f'unknown mode(s) {unknown}; valid: {sorted(MODES)} or all / best')
     if args.whole and not args.config:
         parser.error('--whole needs --config')
+    if args.cfg_options and not args.config:
+        parser.error('--cfg-options needs --config')
+    try:
+        parse_cfg_options(args.cfg_options)
+    except ValueError as err:
+        parser.error(str(err))
     if args.checkpoint and args.backbone and (len(args.backbone) > 1 or
                                               args.backbone[0].startswith('timm:')):
         parser.error('--checkpoint needs one of our backbones (or --config)')
@@ -488,7 +540,7 @@ def main(argv: Optional[List[str]] = None):
                    for name in args.backbone]
     else:
         targets = [build_target(config=args.config, whole=args.whole,
-                                checkpoint=args.checkpoint)]
+                                checkpoint=args.checkpoint, cfg_options=args.cfg_options)]
         if isinstance(targets[0][2], DetectorGraph) and args.batch != [1]:
             parser.error('--whole: a detector takes one image at a time; leave --batch out '
                          '(or --batch 1)')

@@ -4,7 +4,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -74,6 +74,27 @@ def measure(fn: Callable[[], object], iters: int = 30, warmup: int = 5,
             samples.append((time.perf_counter() - start_s) * 1e3)
         if after_each:
             after_each()
+    return samples
+
+
+@torch.no_grad()
+def measure_stages(stages: Sequence[Tuple[str, Callable]], example, iters: int = 30,
+                   warmup: int = 5, device: str = 'cpu') -> Dict[str, List[float]]:
+    """Per-stage latency in milliseconds: each call runs the stages in order, each
+    on the previous one's result, timing each on its own (synchronised on CUDA),
+    so that the stages' times add up to the whole's."""
+    samples = {name: [] for name, _ in stages}
+    for call in range(warmup + iters):
+        state = example
+        for name, stage in stages:
+            if device.startswith('cuda'):
+                torch.cuda.synchronize()
+            start_s = time.perf_counter()
+            state = stage(state)
+            if device.startswith('cuda'):
+                torch.cuda.synchronize()
+            if call >= warmup:
+                samples[name].append((time.perf_counter() - start_s) * 1e3)
     return samples
 
 

@@ -183,6 +183,10 @@ def tensorrt_mode(model, example, context):
     with open(path, 'rb') as f:
         if not parser.parse(f.read()):
             raise ModeUnavailable(f'TensorRT could not parse the ONNX: {parser.get_error(0)}')
+    if any(-1 in tuple(network.get_output(i).shape) for i in range(network.num_outputs)):
+        raise ModeUnavailable('outputs of data-dependent size (a whole detector\'s N '
+                              'detections) need buffers this mode does not size; time the '
+                              'ONNX with trtexec (tools/jetson/build_and_profile.sh)')
     config = builder.create_builder_config()
     config.set_flag(trt.BuilderFlag.FP16)
     serialized = builder.build_serialized_network(network, config)
