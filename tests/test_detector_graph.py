@@ -49,18 +49,18 @@ def test_whole_export_of_a_trained_detector_matches_mmdet(detector, trained_toy,
     detections, and the ONNX file (NonMaxSuppression, RoiAlign) finds them too."""
     config, checkpoint, data, _ = trained_toy(detector)
     _, _, graph = engine.build_target(config=config, whole=True, checkpoint=checkpoint)
-    image = export_tool.detector_input(None, _toy_val_image(data), 192, 256)
+    image = export_tool.detector_input(None, _toy_val_image(data), 200, 250)
     expected = reference_detections(graph.model, image)
     with torch.no_grad():
         found = as_detections(graph(image))
-    report = match_detections(expected, found, (192, 256))
+    report = match_detections(expected, found, (200, 250))
     assert report['expected'] >= 10 and report['unpaired'] == 0, report
     assert report['max_box_diff_px'] < 1e-4 and report['max_score_diff'] < 1e-6, report
     assert report.get('min_mask_iou', 1.0) == 1.0, report
 
     out = tmp_path / f'{detector}.onnx'
     assert export_tool.main(['--config', config, '--whole', '--checkpoint', checkpoint,
-                             '--image', _toy_val_image(data), '--shape', '192x256',
+                             '--image', _toy_val_image(data), '--shape', '200x250',
                              '--out', str(out)]) == 0
     reports = _reports(capsys.readouterr().out)
     assert [(a, v) for a, v, _ in reports] == [('PyTorch', 'ok'), ("mmdet's predict", 'ok')]
@@ -172,3 +172,35 @@ def test_detection_matching_pairs_by_label_and_box_in_any_order():
     assert match_detections(dict(expected, mask_probs=probabilities),
                             dict(expected, mask_probs=nudged),
                             (50, 50))['max_mask_prob_diff'] == pytest.approx(0.2)
+
+
+def test_stages_add_up_to_the_whole_and_name_the_backbone_share(capsys):
+    """The eager row of a whole detector carries per-stage medians whose sum is
+    the whole's median within 10% (they are the same work, timed piecewise)."""
+    config = os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')
+    row, = engine.main(['--config', config, '--whole', '--shape', '128x160', '--iters', '7',
+                        '--warmup', '1'])
+    assert list(row['stages_ms']) == ['backbone', 'neck', 'dense head + NMS',
+                                      'box head + NMS', 'mask head']
+    total = sum(row['stages_ms'].values())
+    assert abs(total - row['median_ms']) < 0.1 * row['median_ms'], (total, row['median_ms'])
+    assert row['backbone_share'] == pytest.approx(row['stages_ms']['backbone'] / total,
+                                                  abs=1e-3)
+    assert 'sum of stages' in capsys.readouterr().out
+
+
+def test_a_deployment_test_cfg_reaches_the_graph(capsys):
+    """--cfg-options sets the RPN's proposal count the box head sees; a malformed
+    option is one clear line."""
+    config = os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')
+    _, _, graph = engine.build_target(config=config, whole=True, cfg_options=[
+        'model.test_cfg.rpn.max_per_img=30', 'model.test_cfg.rpn.nms_pre=40'])
+    image = graph_module.noise_image(128, 160)
+    with torch.no_grad():
+        state = image
+        for _, stage in graph.stages()[:3]:
+            state = stage(state)
+    assert 0 < state[1].shape[0] <= 30
+    with pytest.raises(SystemExit):
+        engine.main(['--config', config, '--whole', '--cfg-options', 'max_per_img'])
+    assert 'expected KEY=VALUE' in capsys.readouterr().err
