@@ -578,3 +578,34 @@ def test_checks_run_on_given_weights_or_on_non_trivial_ones(tmp_path, capsys):
     exported = ort.InferenceSession(str(out)).run(None, {'input': x.numpy()})
     with torch.no_grad():  # the exported graph carries the checkpoint's weights
         assert np.allclose(exported[-1], trained.eval()(x)[-1].numpy(), atol=1e-4)
+
+
+def test_rows_are_timed_in_interleaved_rounds(monkeypatch):
+    """Each row is checked and warmed up first; then the timed calls alternate
+    between rows, one per round, so that a slow spell hits every row alike."""
+    calls = []
+
+    def recording(label):
+        def prepare(model, example, context):
+            def run():
+                calls.append(label)
+                return model(example)
+            return run
+        return prepare
+    monkeypatch.setitem(engine.MODES, 'first', recording('first'))
+    monkeypatch.setitem(engine.MODES, 'second', recording('second'))
+    target = engine.build_target(backbone='shvit_s1')
+    rows = engine.run_grid([target], [(64, 64)], [1], ['first', 'second'], 'cpu', 1,
+                           iters=3, warmup=1)
+    assert calls == ['first'] * 2 + ['second'] * 2 + ['first', 'second'] * 3
+    assert [r['runs'] for r in rows] == [3, 3]
+
+
+def test_best_mode_skips_unstable_rows_unless_all_are():
+    def row(mode, median, unstable):
+        return dict(target='m', height=64, width=64, batch=1, status='ok', mode=mode,
+                    median_ms=median, unstable=unstable)
+    rows = [row('eager', 10.0, False), row('fused', 8.0, True), row('onnxruntime', 9.0, False)]
+    assert engine.mark_best(rows)['m 64x64 b1']['mode'] == 'onnxruntime'
+    rows = [row('eager', 10.0, True), row('fused', 8.0, True)]
+    assert engine.mark_best(rows)['m 64x64 b1']['mode'] == 'fused'

@@ -5,7 +5,6 @@ Backbone targets need torch only; ``--config`` targets need the OpenMMLab stack.
 import argparse
 import ast
 import csv
-import gc
 import importlib
 import json
 import math
@@ -275,13 +274,17 @@ def format_stages(row) -> str:
 
 
 def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) -> List[Dict]:
-    """Time every (target, shape, batch, mode). Each mode's outputs are first
-    checked against eager fp32 on the same input: a mode off by more than its
-    precision's tolerance is reported as a mismatch and never chosen as best."""
-    rows = []
+    """Time every (target, shape, batch, mode). First each is prepared and its
+    outputs checked against eager fp32 on the same input (a mode off by more than
+    its precision's tolerance is reported as a mismatch and never chosen as best),
+    then warmed up; then all are timed in interleaved rounds, one call of each per
+    round, so that a slow spell of the shared machine hits every row alike instead
+    of whichever happened to run then."""
+    rows, prepared = [], []
     combos = [(t, s, b, m) for t in targets for s in shapes for b in batches for m in modes]
     reference = {}
-    for index, ((name, kind, model), (height, width), batch, mode) in enumerate(combos, 1):
+    checking = Progress('preparing and checking', len(combos))
+    for (name, kind, model), (height, width), batch, mode in combos:
         model = model.to(device)
         if isinstance(model, DetectorGraph):  # it takes pixels, one image
             example = noise_image(height, width).to(device)
@@ -292,7 +295,6 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
         row = dict(target=name, kind=kind, mode=mode, precision=precision,
                    device=device, batch=batch, height=height, width=width, threads=threads,
                    params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 3))
-        label = f'[{index}/{len(combos)}] {name} {height}x{width} b{batch} {mode}'
         key = (name, height, width, batch)
         try:
             if key not in reference:
@@ -303,31 +305,34 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
                 outputs = flatten_outputs(run())
             error, disagreement = _compare(model, reference[key], outputs, precision,
                                            (height, width))
-            progress = Progress(label, warmup + iters)
-            samples = measure(run, iters=iters, warmup=warmup, device=device,
-                              after_each=progress.step)
-            stats = summarize(samples)
+            measure(run, iters=0, warmup=warmup, device=device)
             row.update(status='mismatch' if disagreement else 'ok',
-                       **{k: v if isinstance(v, bool) else round(v, 3)
-                          for k, v in stats.items()},
-                       throughput_img_s=round(batch * 1e3 / stats['median_ms'], 2),
                        peak_mem_mb=round(_peak_memory_mb(device), 1),
                        max_rel_err=float(f'{error:.3g}') if error is not None and
                        math.isfinite(error) else None)
             if disagreement:
                 row['reason'] = disagreement
-            if mode == 'eager' and isinstance(model, DetectorGraph):
-                _add_stages(row, model, example, iters, warmup, device)
+            prepared.append((row, run, model, example))
         except ModeUnavailable as err:
             row.update(status='skipped', reason=str(err))
         rows.append(row)
+        checking.step()
+    timing = Progress(f'timing {len(prepared)} rows in {iters} interleaved rounds',
+                      iters * len(prepared))
+    samples = [[] for _ in prepared]
+    for _ in range(iters):
+        for times, (_, run, _, _) in zip(samples, prepared):
+            times += measure(run, iters=1, warmup=0, device=device, after_each=timing.step)
+    for times, (row, _, model, example) in zip(samples, prepared):
+        stats = summarize(times)
+        row.update(**{k: v if isinstance(v, bool) else round(v, 3) for k, v in stats.items()},
+                   throughput_img_s=round(row['batch'] * 1e3 / stats['median_ms'], 2))
+        if row['mode'] == 'eager' and isinstance(model, DetectorGraph):
+            _add_stages(row, model, example, iters, warmup, device)
+    for row in rows:
         print(format_row(row), flush=True)
         if 'stages_ms' in row:
             print(format_stages(row), flush=True)
-        del example
-        gc.collect()
-        if device.startswith('cuda'):
-            torch.cuda.empty_cache()
     _add_flops(rows, targets, device)
     return rows
 
@@ -361,14 +366,17 @@ def matmul_roofs(rows, device: str) -> Dict[str, float]:
 
 
 def mark_best(rows) -> Dict[str, Dict]:
-    """Fastest successful mode per (target, shape, batch)."""
-    best = {}
+    """Fastest successful mode per (target, shape, batch); an unstable row (its
+    median's interval too wide to trust) is chosen only when every row is."""
+    groups = {}
     for row in rows:
-        if row['status'] != 'ok':
-            continue
-        key = f"{row['target']} {row['height']}x{row['width']} b{row['batch']}"
-        if key not in best or row['median_ms'] < best[key]['median_ms']:
-            best[key] = row
+        if row['status'] == 'ok':
+            key = f"{row['target']} {row['height']}x{row['width']} b{row['batch']}"
+            groups.setdefault(key, []).append(row)
+    best = {}
+    for key, group in groups.items():
+        stable = [r for r in group if not r.get('unstable')] or group
+        best[key] = min(stable, key=lambda r: r['median_ms'])
     for row in rows:
         row['best'] = any(row is b for b in best.values())
     return best
