@@ -4,19 +4,19 @@ against PyTorch with ONNX Runtime in the same run.
     python tools/export_onnx.py --backbone shvit_s4 --shape 512x512 [--dynamic] [--fused]
         [--out work_dirs/onnx/shvit_s4.onnx]
     python tools/export_onnx.py --config configs/mask_rcnn_shvit_s4.py --whole \
-        --checkpoint CKPT --shape 800x1344 [--image demo.jpg]
+        --checkpoint CKPT --shape 800x1333 [--image demo.jpg]
 
 --dynamic marks batch/height/width dynamic and checks a second shape too. A whole
 detector goes from image to final detections, NMS and RoIAlign included
 (NonMaxSuppression, RoiAlign: opset >= 16), at a fixed size, one image: input
-``image`` (1, 3, H, W) float BGR 0-255, resized (the graph normalises and pads it
-as mmdet does); outputs ``boxes``
-(N, 4) x1y1x2y2 in input pixels, ``scores``, ``labels`` and for Mask R-CNN ``masks``
-(N, 28, 28) probabilities inside each box. Its detections on the image (``--image``,
+``input`` (1, 3, H, W) float BGR 0-255, resized (the graph normalises and pads it
+as mmdet does); outputs ``boxes`` (N, 4) x1y1x2y2 in input pixels, ``scores``,
+``labels`` and for Mask R-CNN ``masks`` (N, 28, 28) probabilities inside each box. Its detections on the image (``--image``,
 resized to the shape; default uniform noise) are paired with those of the graph in
 PyTorch and, with --checkpoint, of mmdet's own ``model.predict`` (random weights make
-near-equal scores, whose ties mmdet breaks its own way). OUT is replaced only by an export that matches PyTorch; one that
-does not is kept beside it as OUT.invalid.onnx for inspection (exit 1).
+near-equal scores, whose ties mmdet breaks its own way). OUT is replaced only by an
+export that matches; one that does not is kept beside it as OUT.invalid.onnx for
+inspection (exit 1).
 """
 import argparse
 import os
@@ -25,7 +25,7 @@ import sys
 import torch
 
 from efficientvit_det.fileio import atomic_path, check_writable, exit_cleanly_on_sigterm
-from efficientvit_det.latency.engine import (at_least, build_target, parse_cfg_options,
+from efficientvit_det.latency.engine import (at_least, build_target, check_cfg_options,
                                              parse_shape)
 from efficientvit_det.latency.detector_graph import DetectorGraph, noise_image
 from efficientvit_det.latency.onnx_export import (ExportUnsupported, describe, export_onnx,
@@ -61,12 +61,7 @@ def main(argv=None):
     parser.add_argument('--out')
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
-    if args.cfg_options and not args.config:
-        parser.error('--cfg-options needs --config')
-    try:
-        parse_cfg_options(args.cfg_options)
-    except ValueError as err:
-        parser.error(str(err))
+    check_cfg_options(parser, args)
     name, kind, model = build_target(backbone=args.backbone, config=args.config,
                                      whole=args.whole, checkpoint=args.checkpoint,
                                      cfg_options=args.cfg_options)

@@ -39,22 +39,28 @@ class DetectorGraph(nn.Module):
         from mmdet.models.roi_heads import StandardRoIHead
         self.model = model  # the mmdet model: its submodules keep their names
         self.two_stage = getattr(model, 'with_rpn', False)
-        if self.two_stage:
+        if not getattr(model, 'with_neck', False):
+            supported = False
+        elif self.two_stage:
             supported = (isinstance(model.rpn_head, RPNHead) and
-                         type(model.roi_head) is StandardRoIHead)
+                         type(model.roi_head) is StandardRoIHead and
+                         _decodes_deltas(model.rpn_head, model.roi_head.bbox_head))
         else:
             head = getattr(model, 'bbox_head', None)
-            supported = isinstance(head, AnchorHead) and head.use_sigmoid_cls
+            supported = (isinstance(head, AnchorHead) and head.use_sigmoid_cls and
+                         _decodes_deltas(head))
         if not supported:
             raise NotImplementedError(
                 f'{type(model).__name__}: whole-detector graphs cover anchor-based single-'
                 'stage detectors with sigmoid scores (RetinaNet) and RPN + StandardRoIHead '
-                'two-stage detectors (Faster / Mask R-CNN)')
-        preprocessor = model.data_preprocessor
+                'two-stage detectors (Faster / Mask R-CNN), each with a neck and '
+                'DeltaXYWHBBoxCoder box decoding')
+        preprocessor = model.data_preprocessor  # its settings (BGR->RGB, mean, std, padding)
         self.channel_order = [2, 1, 0] if preprocessor._channel_conversion else [0, 1, 2]
         self.register_buffer('mean', preprocessor.mean.detach().clone().view(1, 3, 1, 1))
         self.register_buffer('std', preprocessor.std.detach().clone().view(1, 3, 1, 1))
         self.pad_divisor = preprocessor.pad_size_divisor
+        self.pad_value = float(preprocessor.pad_value)
         self.with_mask = self.two_stage and model.roi_head.with_mask
         self.output_names = list(OUTPUT_NAMES[:4 if self.with_mask else 3])
 
@@ -86,7 +92,8 @@ class DetectorGraph(nn.Module):
         normalised = (image[:, self.channel_order] - self.mean) / self.std
         height, width = self.image_shape
         return self.model.backbone(torch.nn.functional.pad(  # bottom / right, as mmdet
-            normalised, (0, -width % self.pad_divisor, 0, -height % self.pad_divisor)))
+            normalised, (0, -width % self.pad_divisor, 0, -height % self.pad_divisor),
+            value=self.pad_value))
 
     def run_dense_head(self, features):
         if self.two_stage:
@@ -198,6 +205,12 @@ class DetectorGraph(nn.Module):
         return self
 
 
+def _decodes_deltas(*heads) -> bool:
+    """Whether every head decodes its boxes with mmdet's (dx, dy, dw, dh) deltas."""
+    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+    return all(isinstance(head.bbox_coder, DeltaXYWHBBoxCoder) for head in heads)
+
+
 def _nms(boxes, scores, groups, iou_threshold: float, max_kept: int):
     """NMS within each group (class, or RPN level), best first, at most ``max_kept``."""
     from torchvision.ops import batched_nms
@@ -253,7 +266,8 @@ def as_detections(outputs: Sequence) -> Dict[str, torch.Tensor]:
 
 def reference_detections(model: nn.Module, image: torch.Tensor) -> Dict[str, torch.Tensor]:
     """What mmdet's own ``model.predict`` (``rescale=False``) finds in ``image``
-    (the graph's input form), in :func:`as_detections`' form."""
+    (the graph's input form): boxes, scores, labels and, for Mask R-CNN, binary
+    image masks."""
     from mmdet.structures import DetDataSample
     shape = tuple(image.shape[-2:])
     sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,

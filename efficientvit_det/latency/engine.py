@@ -120,6 +120,16 @@ def parse_cfg_options(options: Sequence[str]) -> Dict[str, object]:
     return parsed
 
 
+def check_cfg_options(parser, args) -> None:
+    """--cfg-options (of the latency and export tools) found malformed now, in one line."""
+    if args.cfg_options and not args.config:
+        parser.error('--cfg-options needs --config')
+    try:
+        parse_cfg_options(args.cfg_options)
+    except ValueError as err:
+        parser.error(str(err))
+
+
 class _WholeModel(torch.nn.Module):
     """Segmentor (or detector, for counting its MACs) without pre- and post-processing
     (``mode='tensor'``).
@@ -366,8 +376,9 @@ def matmul_roofs(rows, device: str) -> Dict[str, float]:
 
 
 def mark_best(rows) -> Dict[str, Dict]:
-    """Fastest successful mode per (target, shape, batch); an unstable row (its
-    median's interval too wide to trust) is chosen only when every row is."""
+    """Fastest successful mode per (target, shape, batch). An unstable row (its
+    median's interval too wide to trust) competes only when its whole interval lies
+    below the fastest stable median, or when every row is unstable."""
     groups = {}
     for row in rows:
         if row['status'] == 'ok':
@@ -375,8 +386,11 @@ def mark_best(rows) -> Dict[str, Dict]:
             groups.setdefault(key, []).append(row)
     best = {}
     for key, group in groups.items():
-        stable = [r for r in group if not r.get('unstable')] or group
-        best[key] = min(stable, key=lambda r: r['median_ms'])
+        stable = [r for r in group if not r.get('unstable')]
+        bar = min((r['median_ms'] for r in stable), default=math.inf)
+        candidates = stable + [r for r in group if r.get('unstable') and
+                               r.get('ci95_high_ms', math.inf) < bar] or group
+        best[key] = min(candidates, key=lambda r: r['median_ms'])
     for row in rows:
         row['best'] = any(row is b for b in best.values())
     return best
@@ -517,12 +531,7 @@ def check_args(parser, args):
         parser.error(f'unknown mode(s) {unknown}; valid: {sorted(MODES)} or all / best')
     if args.whole and not args.config:
         parser.error('--whole needs --config')
-    if args.cfg_options and not args.config:
-        parser.error('--cfg-options needs --config')
-    try:
-        parse_cfg_options(args.cfg_options)
-    except ValueError as err:
-        parser.error(str(err))
+    check_cfg_options(parser, args)
     if args.checkpoint and args.backbone and (len(args.backbone) > 1 or
                                               args.backbone[0].startswith('timm:')):
         parser.error('--checkpoint needs one of our backbones (or --config)')
