@@ -581,8 +581,8 @@ def test_checks_run_on_given_weights_or_on_non_trivial_ones(tmp_path, capsys):
 
 
 def test_rows_are_timed_in_interleaved_rounds(monkeypatch):
-    """Each row is checked and warmed up first; then the timed calls alternate
-    between rows, one per round, so that a slow spell hits every row alike."""
+    """Each row is checked and warmed up first; then the rows take turns, round by
+    round, so that a slow spell hits every row alike."""
     calls = []
 
     def recording(label):
@@ -596,9 +596,11 @@ def test_rows_are_timed_in_interleaved_rounds(monkeypatch):
     monkeypatch.setitem(engine.MODES, 'second', recording('second'))
     target = engine.build_target(backbone='shvit_s1')
     rows = engine.run_grid([target], [(64, 64)], [1], ['first', 'second'], 'cpu', 1,
-                           iters=3, warmup=1)
-    assert calls == ['first'] * 2 + ['second'] * 2 + ['first', 'second'] * 3
-    assert [r['runs'] for r in rows] == [3, 3]
+                           iters=5, warmup=1, rounds=2)
+    # check + warm-up; then per round an untimed call and the row's share (3, then 2)
+    assert calls == (['first'] * 2 + ['second'] * 2 + ['first'] * 4 + ['second'] * 4
+                     + ['first'] * 3 + ['second'] * 3)
+    assert [r['runs'] for r in rows] == [5, 5]
 
 
 def test_best_mode_trusts_an_unstable_row_only_when_it_is_faster_for_sure():
@@ -613,3 +615,28 @@ def test_best_mode_trusts_an_unstable_row_only_when_it_is_faster_for_sure():
     assert engine.mark_best(rows)['m 64x64 b1']['mode'] == 'onnxruntime'
     rows = [row('eager', 10.0, high=12.0), row('fused', 8.0, high=11.0)]
     assert engine.mark_best(rows)['m 64x64 b1']['mode'] == 'fused'
+
+
+def test_rank_consistency_flags_a_pair_that_swaps_between_runs(tmp_path):
+    """Pairs whose intervals are apart in both runs must keep their order; one
+    that swaps is a contradiction (exit 1); overlapping pairs rank nothing."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'rank_consistency', os.path.join(ROOT, 'benchmarks', 'rank_consistency.py'))
+    rank = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rank)
+
+    def run(path, medians):
+        rows = [dict(target=name, mode='eager', height=64, width=64, batch=1, status='ok',
+                     median_ms=m, ci95_low_ms=m - 1, ci95_high_ms=m + 1)
+                for name, m in medians.items()]
+        path.write_text(json.dumps(dict(results=rows)))
+        return str(path)
+    first = run(tmp_path / 'a.json', dict(a=10.0, b=20.0, c=30.0))
+    same = run(tmp_path / 'b.json', dict(a=11.0, b=21.0, c=30.5))
+    assert rank.main([first, same]) == 0
+    swapped = run(tmp_path / 'c.json', dict(a=25.0, b=20.0, c=30.5))
+    assert rank.main([first, swapped, '--out', str(tmp_path / 'r.json')]) == 1
+    report = json.load(open(tmp_path / 'r.json'))
+    assert report['separated_in_both'] == 3 and report['agreeing'] == 2
+    assert [c['a'][0] for c in report['contradictions']] == ['a']

@@ -283,13 +283,15 @@ def format_stages(row) -> str:
         f"{row['median_ms']:.2f} ms)")
 
 
-def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) -> List[Dict]:
+def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup,
+             rounds: int = 5) -> List[Dict]:
     """Time every (target, shape, batch, mode). First each is prepared and its
     outputs checked against eager fp32 on the same input (a mode off by more than
     its precision's tolerance is reported as a mismatch and never chosen as best),
-    then warmed up; then all are timed in interleaved rounds, one call of each per
-    round, so that a slow spell of the shared machine hits every row alike instead
-    of whichever happened to run then."""
+    then warmed up; then all are timed in interleaved rounds, so that a slow spell
+    of the shared machine hits every row alike instead of whichever ran then. In
+    each round every row makes one untimed call (it finds the caches holding the
+    previous row's data) and then its share of the ``iters`` timed calls."""
     rows, prepared = [], []
     combos = [(t, s, b, m) for t in targets for s in shapes for b in batches for m in modes]
     reference = {}
@@ -327,12 +329,15 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup) ->
             row.update(status='skipped', reason=str(err))
         rows.append(row)
         checking.step()
-    timing = Progress(f'timing {len(prepared)} rows in {iters} interleaved rounds',
-                      iters * len(prepared))
+    rounds = min(rounds, iters)
+    timing = Progress(f'timing {len(prepared)} rows in {rounds} interleaved rounds',
+                      (iters + rounds) * len(prepared))
     samples = [[] for _ in prepared]
-    for _ in range(iters):
+    for index in range(rounds):
+        share = iters // rounds + (index < iters % rounds)
         for times, (_, run, _, _) in zip(samples, prepared):
-            times += measure(run, iters=1, warmup=0, device=device, after_each=timing.step)
+            times += measure(run, iters=share, warmup=1, device=device,
+                             after_each=timing.step)
     for times, (row, _, model, example) in zip(samples, prepared):
         stats = summarize(times)
         row.update(**{k: v if isinstance(v, bool) else round(v, 3) for k, v in stats.items()},
@@ -489,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                         'BN folded; CPU: batch 16, 1 thread, BN folded and traced; 224x224)')
     parser.add_argument('--iters', type=at_least(1), default=30)
     parser.add_argument('--warmup', type=at_least(0), default=5)
+    parser.add_argument('--rounds', type=at_least(1), default=5,
+                        help='interleaved rounds the timed runs are spread over (each '
+                        'row: one untimed call, then its share of --iters, per round)')
     parser.add_argument('--out', help='write OUT.json and OUT.csv')
     return parser
 
@@ -572,7 +580,7 @@ def main(argv: Optional[List[str]] = None):
               'per-image latency')
     print(HEADER)
     rows = run_grid(targets, args.shape, args.batch, modes, args.device, threads,
-                    args.iters, args.warmup)
+                    args.iters, args.warmup, args.rounds)
     roofs = matmul_roofs(rows, args.device)
     add_efficiency(rows, roofs)
     print('2048^3 matmul on this device: ' +

@@ -147,6 +147,9 @@ def onnxruntime_mode(model, example, context):
     _export_for_runtime(model, example, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = context.threads
+    # ONNX Runtime's threads otherwise spin on the cores after each run, slowing
+    # whatever runs next: the next row of an interleaved round
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     if not on_cuda:
         session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         feed = {session.get_inputs()[0].name: example.numpy()}
