@@ -283,6 +283,14 @@ def format_stages(row) -> str:
         f"{row['median_ms']:.2f} ms)")
 
 
+def _example(model, batch: int, height: int, width: int) -> torch.Tensor:
+    """The seeded input a row is checked and timed on (and its MACs counted on): a
+    whole detector takes one image of pixels, the rest normalised batches."""
+    if isinstance(model, DetectorGraph):
+        return noise_image(height, width)
+    return torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
+
+
 def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup,
              rounds: int = 5) -> List[Dict]:
     """Time every (target, shape, batch, mode). First each is prepared and its
@@ -298,11 +306,7 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup,
     checking = Progress('preparing and checking', len(combos))
     for (name, kind, model), (height, width), batch, mode in combos:
         model = model.to(device)
-        if isinstance(model, DetectorGraph):  # it takes pixels, one image
-            example = noise_image(height, width).to(device)
-        else:
-            generator = torch.Generator().manual_seed(0)
-            example = torch.randn(batch, 3, height, width, generator=generator).to(device)
+        example = _example(model, batch, height, width).to(device)
         precision = PRECISION.get(mode, 'fp32')
         row = dict(target=name, kind=kind, mode=mode, precision=precision,
                    device=device, batch=batch, height=height, width=width, threads=threads,
@@ -358,7 +362,7 @@ def _add_flops(rows, targets, device):
         key = (row['target'], row['batch'], row['height'], row['width'])
         if key not in cache:
             model = next(m for n, _, m in targets if n == row['target'])
-            x = torch.randn(1, 3, row['height'], row['width'], device=device)
+            x = _example(model, 1, row['height'], row['width']).to(device)
             cache[key] = round(count_flops(model, x) / 1e9, 3)
         row['gmacs'] = cache[key]  # per image
 
