@@ -28,7 +28,7 @@ def test_json_and_csv_schema(tmp_path, capsys):
     assert 'benchmark_latency' in document['command'] or '--backbone' in document['command']
     assert document['machine']['threads'] == 1 and 'torch' in document['versions']
     for row in document['results']:
-        assert set(engine.ROW_FIELDS) - {'reason'} <= set(row)
+        assert set(engine.ROW_FIELDS) - {'reason', 'backbone_share'} <= set(row)
         assert row['status'] == 'ok' and row['median_ms'] > 0 and row['gmacs'] > 0
         assert row['p90_ms'] >= row['median_ms'] and row['p99_ms'] >= row['p90_ms']
         assert row['throughput_img_s'] == pytest.approx(row['batch'] * 1e3 / row['median_ms'],

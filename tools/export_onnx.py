@@ -11,12 +11,12 @@ detector goes from image to final detections, NMS and RoIAlign included
 (NonMaxSuppression, RoiAlign: opset >= 16), at a fixed size, one image: input
 ``input`` (1, 3, H, W) float BGR 0-255, resized (the graph normalises and pads it
 as mmdet does); outputs ``boxes`` (N, 4) x1y1x2y2 in input pixels, ``scores``,
-``labels`` and for Mask R-CNN ``masks`` (N, 28, 28) probabilities inside each box. Its detections on the image (``--image``,
-resized to the shape; default uniform noise) are paired with those of the graph in
-PyTorch and, with --checkpoint, of mmdet's own ``model.predict`` (random weights make
-near-equal scores, whose ties mmdet breaks its own way). OUT is replaced only by an
-export that matches; one that does not is kept beside it as OUT.invalid.onnx for
-inspection (exit 1).
+``labels`` and for Mask R-CNN ``masks`` (N, 28, 28) probabilities inside each box.
+Its detections on the image (``--image``, resized to the shape; default uniform
+noise) are paired with those of the graph in PyTorch and, with --checkpoint, of
+mmdet's own ``model.predict`` (random weights make near-equal scores, whose ties
+mmdet breaks its own way). OUT is replaced only by an export that matches; one
+that does not is kept beside it as OUT.invalid.onnx for inspection (exit 1).
 """
 import argparse
 import os

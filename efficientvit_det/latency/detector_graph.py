@@ -23,6 +23,8 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from .measure import as_numpy
+
 OUTPUT_NAMES = ('boxes', 'scores', 'labels', 'masks')
 #: how far an export's detections may be from PyTorch's and still count as the same
 #: (measured on trained toy checkpoints: 1e-4 px, 7e-7, mask IoU 0.9998 against mmdet)
@@ -42,9 +44,12 @@ class DetectorGraph(nn.Module):
         if not getattr(model, 'with_neck', False):
             supported = False
         elif self.two_stage:
+            roi_head = model.roi_head
             supported = (isinstance(model.rpn_head, RPNHead) and
-                         type(model.roi_head) is StandardRoIHead and
-                         _decodes_deltas(model.rpn_head, model.roi_head.bbox_head))
+                         type(roi_head) is StandardRoIHead and
+                         _decodes_deltas(model.rpn_head, roi_head.bbox_head) and
+                         not roi_head.bbox_head.reg_class_agnostic and
+                         not (roi_head.with_mask and roi_head.mask_head.class_agnostic))
         else:
             head = getattr(model, 'bbox_head', None)
             supported = (isinstance(head, AnchorHead) and head.use_sigmoid_cls and
@@ -53,8 +58,8 @@ class DetectorGraph(nn.Module):
             raise NotImplementedError(
                 f'{type(model).__name__}: whole-detector graphs cover anchor-based single-'
                 'stage detectors with sigmoid scores (RetinaNet) and RPN + StandardRoIHead '
-                'two-stage detectors (Faster / Mask R-CNN), each with a neck and '
-                'DeltaXYWHBBoxCoder box decoding')
+                'two-stage detectors (Faster / Mask R-CNN, class-specific box and mask '
+                'heads), each with a neck and DeltaXYWHBBoxCoder box decoding')
         preprocessor = model.data_preprocessor  # its settings (BGR->RGB, mean, std, padding)
         self.channel_order = [2, 1, 0] if preprocessor._channel_conversion else [0, 1, 2]
         self.register_buffer('mean', preprocessor.mean.detach().clone().view(1, 3, 1, 1))
@@ -149,15 +154,12 @@ class DetectorGraph(nn.Module):
         cfg = head.test_cfg
         boxes, logits, levels = [], [], []
         for level, (logit, delta, anchor) in enumerate(self._level_outputs(head, features)):
-            logit, index = logit.reshape(-1).topk(min(cfg.nms_pre, logit.shape[0]))
+            logit, index = logit.reshape(-1).topk(_at_most(cfg.nms_pre, logit.shape[0]))
             boxes.append(self._decode(head.bbox_coder, anchor[index], delta[index]))
             logits.append(logit)
             levels.append(torch.full_like(index, level))
-        boxes, logits, levels = torch.cat(boxes), torch.cat(logits), torch.cat(levels)
-        size = cfg.get('min_bbox_size', -1)
-        if size >= 0:
-            keep = ((boxes[:, 2] - boxes[:, 0]) > size) & ((boxes[:, 3] - boxes[:, 1]) > size)
-            boxes, logits, levels = boxes[keep], logits[keep], levels[keep]
+        boxes, logits, levels = _drop_small(cfg, torch.cat(boxes), torch.cat(logits),
+                                            torch.cat(levels))
         return _nms(boxes, logits, levels, cfg.nms.iou_threshold, cfg.max_per_img)[0]
 
     def _single_stage_detections(self, features):
@@ -168,14 +170,15 @@ class DetectorGraph(nn.Module):
         boxes, logits, labels = [], [], []
         for logit, delta, anchor in self._level_outputs(head, features):
             flat = logit.reshape(-1)
-            logit, index = flat.topk(min(cfg.nms_pre, flat.shape[0]))
+            logit, index = flat.topk(_at_most(cfg.nms_pre, flat.shape[0]))
             keep = logit.sigmoid() > cfg.score_thr
             logit, index = logit[keep], index[keep]
             rows = torch.div(index, head.cls_out_channels, rounding_mode='floor')
             boxes.append(self._decode(head.bbox_coder, anchor[rows], delta[rows]))
             logits.append(logit)
             labels.append(index % head.cls_out_channels)
-        boxes, logits, labels = _nms(torch.cat(boxes), torch.cat(logits), torch.cat(labels),
+        boxes, logits, labels = _nms(*_drop_small(cfg, torch.cat(boxes), torch.cat(logits),
+                                                  torch.cat(labels)),
                                      cfg.nms.iou_threshold, cfg.max_per_img)
         return boxes, logits.sigmoid(), labels
 
@@ -211,10 +214,27 @@ def _decodes_deltas(*heads) -> bool:
     return all(isinstance(head.bbox_coder, DeltaXYWHBBoxCoder) for head in heads)
 
 
+def _at_most(limit: int, count: int) -> int:
+    """A config's count limit (``nms_pre``, ``max_per_img``); mmdet reads <= 0 as none."""
+    return count if limit <= 0 else min(limit, count)
+
+
+def _drop_small(cfg, boxes, *per_box):
+    """Boxes no larger than ``min_bbox_size`` on a side go, as in mmdet (which keeps
+    zero-area boxes out with its default 0); a negative size keeps all."""
+    size = cfg.get('min_bbox_size', -1)
+    if size < 0:
+        return (boxes, *per_box)
+    keep = ((boxes[:, 2] - boxes[:, 0]) > size) & ((boxes[:, 3] - boxes[:, 1]) > size)
+    return (boxes[keep], *(values[keep] for values in per_box))
+
+
 def _nms(boxes, scores, groups, iou_threshold: float, max_kept: int):
     """NMS within each group (class, or RPN level), best first, at most ``max_kept``."""
     from torchvision.ops import batched_nms
-    keep = batched_nms(boxes, scores, groups, iou_threshold)[:max_kept]
+    keep = batched_nms(boxes, scores, groups, iou_threshold)
+    if max_kept > 0:  # a slice, not a count: the number kept depends on the image
+        keep = keep[:max_kept]
     return boxes[keep], scores[keep], groups[keep]
 
 
@@ -256,11 +276,11 @@ def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: in
 
 
 def as_detections(outputs: Sequence) -> Dict[str, torch.Tensor]:
-    """The graph's outputs (torch or ONNX Runtime) by name; per-box mask
-    probabilities as ``mask_probs``."""
-    found = dict(zip(OUTPUT_NAMES, (torch.as_tensor(o) for o in outputs)))
+    """The graph's outputs (torch on any device, or ONNX Runtime's) by name, as
+    fp32 CPU tensors; per-box mask probabilities as ``mask_probs``."""
+    found = dict(zip(OUTPUT_NAMES, (torch.from_numpy(as_numpy(o)) for o in outputs)))
     if 'masks' in found:
-        found['mask_probs'] = found.pop('masks').float()
+        found['mask_probs'] = found.pop('masks')
     return found
 
 
