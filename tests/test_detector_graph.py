@@ -193,7 +193,7 @@ def test_stages_add_up_to_the_whole_and_name_the_backbone_share(capsys):
     """The eager row of a whole detector carries per-stage medians whose sum is
     the whole's median within 10% (they are the same work, timed piecewise)."""
     config = os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')
-    row, = engine.main(['--config', config, '--whole', '--shape', '128x160', '--iters', '7',
+    row, = engine.main(['--config', config, '--whole', '--shape', '128x160', '--iters', '9',
                         '--warmup', '1'])
     assert list(row['stages_ms']) == ['backbone', 'neck', 'dense head + NMS',
                                       'box head + NMS', 'mask head']
