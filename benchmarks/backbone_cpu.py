@@ -5,9 +5,11 @@ to compare: the machine is shared and noisy). Also GMACs and parameters.
     python benchmarks/backbone_cpu.py [--shape 512] [--threads 2] [--iters 24]
         [--out benchmarks/results/backbone_cpu.json]
 
-Measurements are interleaved round-robin (timm, ours eager, ours fused, ours
-torchscript, repeat) so that a slow spell of the machine hits all alike. The
-modes are the latency tool's (efficientvit_det.latency.modes).
+Measurements are interleaved in rounds (timm, ours eager, ours fused, ours
+torchscript; each an untimed call, then its share of the runs; repeat) so that a
+slow spell of the machine hits all alike (the latency tool's
+``measure_interleaved``). The modes are the latency tool's
+(efficientvit_det.latency.modes).
 """
 import argparse
 import json
@@ -18,7 +20,8 @@ import time
 import torch
 
 from efficientvit_det.checkpoints import adapt_to_model, convert_state_dict
-from efficientvit_det.latency import count_flops, machine_info, measure, summarize
+from efficientvit_det.latency import (count_flops, machine_info, measure, measure_interleaved,
+                                      summarize)
 from efficientvit_det.latency.modes import MODES, Context, work_dir
 from efficientvit_det.models import BACKBONE_NAMES, build_backbone
 
@@ -51,12 +54,10 @@ def run(names, size, iters, rounds):
         with torch.no_grad():
             for a, b in zip(ours(x), entries['ours torchscript']()):
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * b.abs().max().item())
-        samples = {key: [] for key in entries}
         for fn in entries.values():
             measure(fn, iters=0, warmup=4)
-        for _ in range(rounds):  # interleave: noise hits every entry alike
-            for key, fn in entries.items():
-                samples[key] += measure(fn, iters=max(1, iters // rounds), warmup=0)
+        timed = measure_interleaved(list(entries.values()), iters, rounds)
+        samples = dict(zip(entries, timed))
         stats = {key: summarize(v) for key, v in samples.items()}
         row = dict(backbone=name, shape=[1, 3, size, size],
                    params_m=sum(p.numel() for p in ours.parameters()) / 1e6,

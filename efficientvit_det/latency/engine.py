@@ -23,7 +23,8 @@ from ..fileio import atomic_path, check_writable
 from .detector_graph import (DetectorGraph, as_detections, detections_agree, format_match,
                              match_detections, noise_image)
 from .measure import (count_flops, flatten_outputs, machine_info, matmul_gflops,
-                      max_relative_error, measure, measure_stages, summarize)
+                      max_relative_error, measure, measure_interleaved, measure_stages,
+                      summarize)
 from .modes import CPU_MODES, CUDA_MODES, MODES, PRECISION, Context, ModeUnavailable, work_dir
 
 SCHEMA = 'efficientvit_det.latency/1'
@@ -296,10 +297,7 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup,
     """Time every (target, shape, batch, mode). First each is prepared and its
     outputs checked against eager fp32 on the same input (a mode off by more than
     its precision's tolerance is reported as a mismatch and never chosen as best),
-    then warmed up; then all are timed in interleaved rounds, so that a slow spell
-    of the shared machine hits every row alike instead of whichever ran then. In
-    each round every row makes one untimed call (it finds the caches holding the
-    previous row's data) and then its share of the ``iters`` timed calls."""
+    then warmed up; then all are timed together (:func:`measure_interleaved`)."""
     rows, prepared = [], []
     combos = [(t, s, b, m) for t in targets for s in shapes for b in batches for m in modes]
     reference = {}
@@ -336,12 +334,8 @@ def run_grid(targets, shapes, batches, modes, device, threads, iters, warmup,
     rounds = min(rounds, iters)
     timing = Progress(f'timing {len(prepared)} rows in {rounds} interleaved rounds',
                       (iters + rounds) * len(prepared))
-    samples = [[] for _ in prepared]
-    for index in range(rounds):
-        share = iters // rounds + (index < iters % rounds)
-        for times, (_, run, _, _) in zip(samples, prepared):
-            times += measure(run, iters=share, warmup=1, device=device,
-                             after_each=timing.step)
+    samples = measure_interleaved([run for _, run, _, _ in prepared], iters, rounds,
+                                  device=device, after_each=timing.step)
     for times, (row, _, model, example) in zip(samples, prepared):
         stats = summarize(times)
         row.update(**{k: v if isinstance(v, bool) else round(v, 3) for k, v in stats.items()},

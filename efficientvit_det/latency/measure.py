@@ -78,6 +78,23 @@ def measure(fn: Callable[[], object], iters: int = 30, warmup: int = 5,
 
 
 @torch.no_grad()
+def measure_interleaved(fns: Sequence[Callable[[], object]], iters: int, rounds: int = 5,
+                        device: str = 'cpu',
+                        after_each: Optional[Callable[[], None]] = None) -> List[List[float]]:
+    """Per-call latency in ms of each of ``fns`` (already warmed up), taken in turns:
+    ``rounds`` rounds, in each of which every fn makes one untimed call (it finds the
+    caches holding the previous fn's data) and then its share of the ``iters`` timed
+    calls, so that a slow spell of a shared machine hits every fn alike."""
+    rounds = min(rounds, iters)
+    samples = [[] for _ in fns]
+    for index in range(rounds):
+        share = iters // rounds + (index < iters % rounds)
+        for times, fn in zip(samples, fns):
+            times += measure(fn, iters=share, warmup=1, device=device, after_each=after_each)
+    return samples
+
+
+@torch.no_grad()
 def measure_stages(stages: Sequence[Tuple[str, Callable]], example, iters: int = 30,
                    warmup: int = 5, device: str = 'cpu') -> Dict[str, List[float]]:
     """Per-stage latency in milliseconds: each call runs the stages in order, each
