@@ -640,3 +640,20 @@ def test_rank_consistency_flags_a_pair_that_swaps_between_runs(tmp_path):
     report = json.load(open(tmp_path / 'r.json'))
     assert report['separated_in_both'] == 3 and report['agreeing'] == 2
     assert [c['a'][0] for c in report['contradictions']] == ['a']
+
+
+def test_onnxruntime_threads_do_not_spin_into_the_next_row(monkeypatch):
+    """Interleaved rows: ONNX Runtime's threads must not keep spinning on the cores
+    after a run (measured: the next row ran 2x slower), so the session says so."""
+    ort = pytest.importorskip('onnxruntime')
+    seen = []
+    real_session = ort.InferenceSession
+
+    def recording(path, options=None, **kwargs):
+        seen.append(options.get_session_config_entry('session.intra_op.allow_spinning'))
+        return real_session(path, options, **kwargs)
+    monkeypatch.setattr(ort, 'InferenceSession', recording)
+    _, _, model = engine.build_target(backbone='shvit_s1')
+    from efficientvit_det.latency.modes import MODES, Context, work_dir
+    MODES['onnxruntime'](model, torch.randn(1, 3, 64, 64), Context('cpu', 1, work_dir()))
+    assert seen == ['0']

@@ -21,6 +21,7 @@ constants of the graph): export once per deployment size.
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
+import torchvision
 from torch import nn
 
 from .measure import as_numpy
@@ -39,6 +40,8 @@ class DetectorGraph(nn.Module):
         super().__init__()
         from mmdet.models.dense_heads import AnchorHead, RPNHead
         from mmdet.models.roi_heads import StandardRoIHead
+        from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
+        self._delta2bbox = delta2bbox  # mmdet is imported only where a graph is built
         self.model = model  # the mmdet model: its submodules keep their names
         self.two_stage = getattr(model, 'with_rpn', False)
         if not getattr(model, 'with_neck', False):
@@ -185,10 +188,9 @@ class DetectorGraph(nn.Module):
     def _decode(self, coder, anchors, deltas):
         """mmdet's box decoding, called directly: ``coder.decode`` switches to a
         path that imports ``mmdet.core`` (gone in 3.x) while exporting."""
-        from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
-        return delta2bbox(anchors, deltas, coder.means, coder.stds, self.image_shape,
-                          clip_border=coder.clip_border, add_ctr_clamp=coder.add_ctr_clamp,
-                          ctr_clamp=coder.ctr_clamp)
+        return self._delta2bbox(anchors, deltas, coder.means, coder.stds, self.image_shape,
+                                clip_border=coder.clip_border,
+                                add_ctr_clamp=coder.add_ctr_clamp, ctr_clamp=coder.ctr_clamp)
 
     @torch.no_grad()
     def sharpen_random_classifier_(self, factor: float = 10.0) -> None:
@@ -231,8 +233,7 @@ def _drop_small(cfg, boxes, *per_box):
 
 def _nms(boxes, scores, groups, iou_threshold: float, max_kept: int):
     """NMS within each group (class, or RPN level), best first, at most ``max_kept``."""
-    from torchvision.ops import batched_nms
-    keep = batched_nms(boxes, scores, groups, iou_threshold)
+    keep = torchvision.ops.batched_nms(boxes, scores, groups, iou_threshold)
     if max_kept > 0:  # a slice, not a count: the number kept depends on the image
         keep = keep[:max_kept]
     return boxes[keep], scores[keep], groups[keep]
@@ -246,15 +247,15 @@ def _as_rois(boxes):
 def _extract(extractor, features, rois):
     """mmdet's SingleRoIExtractor with torchvision's RoIAlign: each RoI pooled from
     the level its size maps to (``extractor.map_roi_levels``)."""
-    from torchvision.ops import roi_align
     layers = extractor.roi_layers
     levels = extractor.map_roi_levels(rois, len(layers))
     size = layers[0].output_size
     pooled = rois.new_zeros(rois.shape[0], extractor.out_channels, *size)
     for level, layer in enumerate(layers):
         index = torch.nonzero(levels == level).squeeze(1)
-        pooled[index] = roi_align(features[level], rois[index], size, layer.spatial_scale,
-                                  layer.sampling_ratio, aligned=layer.aligned)
+        pooled[index] = torchvision.ops.roi_align(
+            features[level], rois[index], size, layer.spatial_scale, layer.sampling_ratio,
+            aligned=layer.aligned)
     return pooled
 
 
