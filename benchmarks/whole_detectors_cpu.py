@@ -4,23 +4,30 @@ mmdet's own ResNet-50 detectors, eager PyTorch with per-stage times and ONNX
 Runtime, plus a deployment test_cfg for Mask R-CNN.
 
     python benchmarks/whole_detectors_cpu.py [--shape 800x1333 512x512] [--iters 5]
-        [--threads 2] [--out-dir benchmarks/results]
+        [--threads 2] [--out-dir benchmarks/results] [--rerun]
 
-Each (config, shape) is one ``tools/benchmark_latency.py --whole`` run, written to
-``OUT_DIR/whole_cpu_<shape>/<config>.json`` (the model index quotes these); the
-table goes to stdout and to ``OUT_DIR/whole_cpu.{md,json}``. Random weights (the
-latency tool's, with the box classifier sharpened so that 100 detections reach
-the mask head, as on a busy image): what is timed is the work, not the accuracy.
-Models run one after another: compare ratios within a shape, not across runs.
+Each shape is one ``tools/benchmark_latency.py --whole`` run over every config,
+all rows (config x mode) timed in the same interleaved rounds, written to
+``OUT_DIR/whole_cpu_<shape>.{json,csv}`` (the model index quotes these); the
+table goes to stdout and to ``OUT_DIR/whole_cpu.{md,json}``. With ``--rerun`` the
+same run follows at once into ``whole_cpu_<shape>_rerun.json``, and the two are
+compared as ``benchmarks/rank_consistency.py`` does
+(``whole_cpu_<shape>_rank_consistency.json``; exit 1 when a ranking flips).
+Random weights (the latency tool's, with the box classifier sharpened so that 100
+detections reach the mask head, as on a busy image): what is timed is the work,
+not the accuracy.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+import rank_consistency  # noqa: E402  (benchmarks/, next to this script)
 from efficientvit_det.fileio import atomic_path  # noqa: E402
 from efficientvit_det.latency import engine  # noqa: E402
 
@@ -32,26 +39,38 @@ BACKBONES = [('SHViT-S4', 'configs/{}_shvit_s4.py'),
 DETECTORS = ('mask_rcnn', 'retinanet')
 CONTROL = 'ResNet-50 (mmdet)'
 #: fewer RPN proposals through the box head: the usual deployment trade
-DEPLOYMENT = ('SHViT-S4, 300 proposals', 'configs/mask_rcnn_shvit_s4.py',
-              ['model.test_cfg.rpn.nms_pre=300', 'model.test_cfg.rpn.max_per_img=300'])
+DEPLOYMENT = ('mask_rcnn', 'SHViT-S4, 300 proposals',
+              'benchmarks/configs/mask_rcnn_shvit_s4_300_proposals.py')
 
 
-def measure_one(config, shape, iters, threads, out_dir, cfg_options=(), suffix=''):
-    """Eager (with stages) and ONNX Runtime rows of one whole detector at one shape."""
-    name = os.path.splitext(os.path.basename(config))[0] + suffix
-    out = os.path.join(out_dir, f'whole_cpu_{shape}', name)
-    argv = ['--config', os.path.join(ROOT, config), '--whole', '--shape', shape,
-            '--mode', 'eager', 'onnxruntime', '--threads', str(threads),
+def configs():
+    """(detector, label, config) of every row group, in table order."""
+    return [(d, label, pattern.format(d)) for d in DETECTORS
+            for label, pattern in BACKBONES] + [DEPLOYMENT]
+
+
+def measure_shape(shape, iters, threads, out):
+    """One interleaved run of every config at one shape, eager (with stages) and
+    ONNX Runtime; the rows by (config name, mode)."""
+    argv = ['--config', *[os.path.join(ROOT, c) for _, _, c in configs()], '--whole',
+            '--shape', shape, '--mode', 'eager', 'onnxruntime', '--threads', str(threads),
             '--iters', str(iters), '--warmup', '1', '--out', out]
-    if cfg_options:
-        argv += ['--cfg-options', *cfg_options]
-    rows = {r['mode']: r for r in engine.main(argv)}
-    eager, ort = rows['eager'], rows['onnxruntime']
-    return dict(config=config, shape=shape, source=os.path.relpath(out + '.json', ROOT),
-                eager_ms=eager.get('median_ms'), onnxruntime_ms=ort.get('median_ms'),
-                onnxruntime_status=ort['status'], gmacs=eager['gmacs'],
-                stages_ms=eager.get('stages_ms'), backbone_share=eager.get('backbone_share'),
-                unstable=[m for m, r in rows.items() if r.get('unstable')])
+    return {(r['target'], r['mode']): r for r in engine.main(argv)}
+
+
+def entries_of(rows, shape, source):
+    entries = []
+    for detector, label, config in configs():
+        name = os.path.splitext(os.path.basename(config))[0]
+        eager, ort = rows[name, 'eager'], rows[name, 'onnxruntime']
+        entries.append(dict(detector=detector, backbone=label, config=config, shape=shape,
+                            source=source, eager_ms=eager.get('median_ms'),
+                            onnxruntime_ms=ort.get('median_ms'),
+                            onnxruntime_status=ort['status'], gmacs=eager['gmacs'],
+                            stages_ms=eager.get('stages_ms'),
+                            backbone_share=eager.get('backbone_share'),
+                            unstable=[r['mode'] for r in (eager, ort) if r.get('unstable')]))
+    return entries
 
 
 def fastest(entry):
@@ -68,8 +87,10 @@ def table(entries) -> str:
                        e['shape'] == entry['shape'] and e['backbone'] == CONTROL)
         ort = (f"{entry['onnxruntime_ms']:.0f}" if entry['onnxruntime_status'] == 'ok'
                else entry['onnxruntime_status'])
+        eager = f"{entry['eager_ms']:.0f}" + ('!' if 'eager' in entry['unstable'] else '')
+        ort += '!' if 'onnxruntime' in entry['unstable'] else ''
         lines.append(f"| {entry['detector']} | {entry['backbone']} | {entry['shape']} | "
-                     f"{entry['gmacs']:.1f} | {entry['eager_ms']:.0f} | {ort} | "
+                     f"{entry['gmacs']:.1f} | {eager} | {ort} | "
                      f"{100 * entry['backbone_share']:.0f}% | "
                      f"{fastest(control) / fastest(entry):.2f}x |")
     return '\n'.join(lines)
@@ -87,37 +108,43 @@ def stage_table(entries) -> str:
     return '\n'.join(lines)
 
 
+def write(path, text):
+    with atomic_path(path) as partial, open(partial, 'w') as f:
+        f.write(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--shape', nargs='+', default=['800x1333', '512x512'])
     parser.add_argument('--iters', type=int, default=5)
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--out-dir', default=os.path.join(ROOT, 'benchmarks', 'results'))
+    parser.add_argument('--out-dir', default=os.path.join(HERE, 'results'))
+    parser.add_argument('--rerun', action='store_true',
+                        help='run each shape twice back to back and compare the rankings')
     args = parser.parse_args(argv)
-    entries = []
+    entries, consistent = [], True
     for shape in args.shape:
-        for detector in DETECTORS:
-            for backbone, pattern in BACKBONES:
-                entry = measure_one(pattern.format(detector), shape, args.iters, args.threads,
-                                    args.out_dir)
-                entries.append(dict(entry, detector=detector, backbone=backbone))
-        label, config, options = DEPLOYMENT
-        entry = measure_one(config, shape, args.iters, args.threads, args.out_dir, options,
-                            suffix='_300_proposals')
-        entries.append(dict(entry, detector='mask_rcnn', backbone=label, cfg_options=options))
-    text = (table(entries) + '\n\nPer stage, eager (ms, medians; the stages run one after '
+        out = os.path.join(args.out_dir, f'whole_cpu_{shape}')
+        rows = measure_shape(shape, args.iters, args.threads, out)
+        entries += entries_of(rows, shape, os.path.relpath(out + '.json', ROOT))
+        if args.rerun:
+            measure_shape(shape, args.iters, args.threads, out + '_rerun')
+            with contextlib.chdir(ROOT):  # the report names the runs from the checkout
+                rel = os.path.relpath(out, ROOT)
+                consistent &= rank_consistency.main([rel + '.json', rel + '_rerun.json',
+                                                     '--out', rel + '_rank_consistency.json']) == 0
+    text = (table(entries) + '\n\n(! marks a row whose 95% interval of the median is too '
+            'wide to trust.)\n\nPer stage, eager (ms, medians; the stages run one after '
             'another in each timed call):\n\n' + stage_table(entries))
     print(text)
-    with atomic_path(os.path.join(args.out_dir, 'whole_cpu.md')) as partial:
-        with open(partial, 'w') as f:
-            f.write(text + '\n')
-    with atomic_path(os.path.join(args.out_dir, 'whole_cpu.json')) as partial:
-        with open(partial, 'w') as f:
-            json.dump(dict(command='python benchmarks/whole_detectors_cpu.py ' +
-                           ' '.join(argv if argv is not None else sys.argv[1:]),
-                           entries=entries), f, indent=2)
+    write(os.path.join(args.out_dir, 'whole_cpu.md'), text + '\n')
+    command = ' '.join(['python benchmarks/whole_detectors_cpu.py',
+                        *(argv if argv is not None else sys.argv[1:])])
+    write(os.path.join(args.out_dir, 'whole_cpu.json'),
+          json.dumps(dict(command=command, entries=entries), indent=2) + '\n')
+    return 0 if consistent else 1
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

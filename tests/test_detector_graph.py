@@ -42,13 +42,16 @@ def _reports(printed):
                       r"\((\d+) detections there", printed)
 
 
+@pytest.mark.parametrize('backbone', ['shvit_s1', 'efficientvit_m0', 'uniform_xs'])
 @pytest.mark.parametrize('detector', ['mask_rcnn', 'retinanet'])
-def test_whole_export_of_a_trained_detector_matches_mmdet(detector, trained_toy, tmp_path,
-                                                          capsys):
-    """Trained toy checkpoint, toy image: the graph in PyTorch finds exactly mmdet's
-    detections, and the ONNX file (NonMaxSuppression, RoiAlign) finds them too."""
-    config, checkpoint, data, _ = trained_toy(detector)
-    _, _, graph = engine.build_target(config=config, whole=True, checkpoint=checkpoint)
+def test_whole_export_of_a_trained_detector_matches_mmdet(detector, backbone, trained_toy,
+                                                          tmp_path, capsys):
+    """Trained toy checkpoint of each family, toy image: the graph in PyTorch finds
+    exactly mmdet's detections, and the ONNX file (NonMaxSuppression, RoiAlign)
+    finds them too."""
+    config, checkpoint, data, _, swap = trained_toy(detector, backbone)
+    _, _, graph = engine.build_target(config=config, whole=True, checkpoint=checkpoint,
+                                      cfg_options=swap)
     image = export_tool.detector_input(None, _toy_val_image(data), 200, 250)
     expected = reference_detections(graph.model, image)
     with torch.no_grad():
@@ -61,7 +64,7 @@ def test_whole_export_of_a_trained_detector_matches_mmdet(detector, trained_toy,
     out = tmp_path / f'{detector}.onnx'
     assert export_tool.main(['--config', config, '--whole', '--checkpoint', checkpoint,
                              '--image', _toy_val_image(data), '--shape', '200x250',
-                             '--out', str(out)]) == 0
+                             '--out', str(out)] + ['--cfg-options', *swap] * bool(swap)) == 0
     reports = _reports(capsys.readouterr().out)
     assert [(a, v) for a, v, _ in reports] == [('PyTorch', 'ok'), ("mmdet's predict", 'ok')]
     assert int(reports[1][2]) >= 10
@@ -79,7 +82,7 @@ def test_a_wrong_roi_align_scale_is_caught_and_the_file_set_aside(trained_toy, t
     """RoIs pooled at twice the right scale, in the graph and so in the export:
     mmdet's predict disagrees, so the tool keeps the file as OUT.invalid.onnx,
     leaves OUT alone and exits 1."""
-    config, checkpoint, data, _ = trained_toy('mask_rcnn')
+    config, checkpoint, data, _, _ = trained_toy('mask_rcnn')
     real_roi_align = __import__('torchvision').ops.roi_align
 
     def doubled_scale(features, rois, size, scale, *args, **kwargs):

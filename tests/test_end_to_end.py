@@ -112,7 +112,7 @@ def test_detection_training_finds_the_shapes(trained_toy, tmp_path):
     set: the trained model's box AP50 on the val split must be well above the same
     model untrained (an untrained or prior-only detector scores ~0), both scored by
     tools/test.py from their checkpoints."""
-    config, checkpoint, _, options = trained_toy('mask_rcnn')
+    config, checkpoint, _, options, _ = trained_toy('mask_rcnn')
     untrained = tmp_path / 'untrained.pth'
     torch.manual_seed(0)
     from mmengine.config import Config

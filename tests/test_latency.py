@@ -502,6 +502,28 @@ def test_whole_two_stage_detector_is_timed_in_pytorch_and_onnxruntime():
         engine.main(['--config', config, '--whole', '--batch', '2'])
 
 
+def test_several_configs_are_timed_in_one_interleaved_grid(monkeypatch, capsys):
+    """Each config is a target of the same grid (so its rounds interleave with the
+    others'); rows are named by file name, so two files of one name are refused,
+    and one --checkpoint cannot fit several configs."""
+    configs = [os.path.join(ROOT, 'configs', c) for c in ('retinanet_shvit_s1.py',
+                                                          'retinanet_uniform_xs.py')]
+    grids = []
+    real_grid = engine.run_grid
+    monkeypatch.setattr(engine, 'run_grid',
+                        lambda targets, *a, **k: grids.append(targets) or
+                        real_grid(targets, *a, **k))
+    rows = engine.main(['--config', *configs, '--whole', '--shape', '96', '--iters', '1',
+                        '--warmup', '0'])
+    assert [r['target'] for r in rows] == ['retinanet_shvit_s1', 'retinanet_uniform_xs']
+    assert len(grids) == 1 and all(r['status'] == 'ok' for r in rows)
+    for argv, message in ((configs + configs[:1], "['retinanet_shvit_s1'] comes twice"),
+                          (configs + ['--checkpoint', 'x.pth'], 'give one --config with it')):
+        with pytest.raises(SystemExit):
+            engine.main(['--whole', '--config'] + argv)
+        assert message in capsys.readouterr().err
+
+
 def test_export_tool_keeps_the_old_file_when_validation_fails(tmp_path, monkeypatch, capsys):
     pytest.importorskip('onnxruntime')
     sys.path.insert(0, os.path.join(ROOT, 'tools'))

@@ -464,15 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument('--backbone', nargs='+', help='our backbone names (shvit_s4, ...) '
                         'or timm references as timm:<name> (e.g. timm:resnet50)')
-    target.add_argument('--config', help='take the backbone out of a detector / segmentor '
-                        'config (needs mmdet / mmseg)')
+    target.add_argument('--config', nargs='+',
+                        help='take the backbone out of detector / segmentor configs (needs '
+                        'mmdet / mmseg); several configs are timed in the same interleaved '
+                        'rounds, so their ratios hold on a busy machine')
     parser.add_argument('--whole', action='store_true',
                         help='with --config: time the whole model; a detector from image '
                         'to final detections (normalisation, NMS, RoI and mask heads '
                         'included; one image), a segmentor to its logits')
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
-                        help='with --config: override config keys, e.g. a deployment '
-                        'test_cfg: model.test_cfg.rpn.max_per_img=300')
+                        help='with --config: override config keys (of every config '
+                        'given), e.g. a deployment test_cfg: model.test_cfg.rpn.max_per_img=300')
     parser.add_argument('--checkpoint',
                         help='check and time these weights (a backbone checkpoint with one '
                         '--backbone, a whole-model one with --config; path, URL or '
@@ -541,6 +543,14 @@ def check_args(parser, args):
     if args.checkpoint and args.backbone and (len(args.backbone) > 1 or
                                               args.backbone[0].startswith('timm:')):
         parser.error('--checkpoint needs one of our backbones (or --config)')
+    if args.checkpoint and args.config and len(args.config) > 1:
+        parser.error('--checkpoint fits one model: give one --config with it')
+    if args.config:
+        names = [os.path.splitext(os.path.basename(c))[0] for c in args.config]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            parser.error(f'--config: rows are named by file name, and {repeated} '
+                         'comes twice; rename one of the files')
     if args.out:  # found out now, not after the whole benchmark
         base = result_base(args.out)
         try:
@@ -562,9 +572,9 @@ def main(argv: Optional[List[str]] = None):
         targets = [build_target(backbone=name, checkpoint=args.checkpoint)
                    for name in args.backbone]
     else:
-        targets = [build_target(config=args.config, whole=args.whole,
-                                checkpoint=args.checkpoint, cfg_options=args.cfg_options)]
-        if isinstance(targets[0][2], DetectorGraph) and args.batch != [1]:
+        targets = [build_target(config=config, whole=args.whole, checkpoint=args.checkpoint,
+                                cfg_options=args.cfg_options) for config in args.config]
+        if any(isinstance(m, DetectorGraph) for _, _, m in targets) and args.batch != [1]:
             parser.error('--whole: a detector takes one image at a time; leave --batch out '
                          '(or --batch 1)')
     invocation = sys.argv[1:] if argv is None else list(argv)
