@@ -376,9 +376,22 @@ EXPECTED_TRTEXEC_FLAGS = ['--fp16', '--useCudaGraph', '--useSpinWait', '--separa
                           '--iterations=200']
 
 
+def _onnx_with_input(path, dims):
+    """A one-node ONNX file whose input ``input`` has ``dims`` (names: dynamic axes)."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node('Identity', ['input'], ['output'])], 'g',
+                              [helper.make_tensor_value_info('input', TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info('output', TensorProto.FLOAT, dims)])
+    onnx.save(helper.make_model(graph), str(path))
+
+
 def test_jetson_recipe_runs_trtexec_with_the_pinned_flags(tmp_path):
     """tools/jetson/build_and_profile.sh as a user runs it, against a stand-in trtexec
-    that records its arguments and prints a TensorRT 10 log."""
+    that records its arguments and prints a TensorRT 10 log: a dynamic export gets
+    --shapes, a fixed-size one (whole detectors are) must not (trtexec refuses
+    them), and a shape that is not the file's is one clear line."""
+    pytest.importorskip('onnx')
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     (tmp_path / 'trtexec.log').write_text(TRTEXEC_LOG)
@@ -387,17 +400,34 @@ def test_jetson_recipe_runs_trtexec_with_the_pinned_flags(tmp_path):
                     f'cat {tmp_path}/trtexec.log\n')
     fake.chmod(0o755)
     path = os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable), os.environ['PATH']])
-    result = subprocess.run(
-        ['bash', 'tools/jetson/build_and_profile.sh', str(tmp_path / 'm.onnx'), 'shvit_s4',
-         '384x640', '2'], cwd=ROOT, capture_output=True, text=True,
-        env=dict(os.environ, PATH=path, OUT=str(tmp_path / 'result')))
+    _onnx_with_input(tmp_path / 'dynamic.onnx', ['batch', 3, 'height', 'width'])
+    _onnx_with_input(tmp_path / 'fixed.onnx', [1, 3, 384, 640])
+
+    def recipe(onnx_file, shape, batch):
+        (tmp_path / 'argv').unlink(missing_ok=True)
+        return subprocess.run(
+            ['bash', 'tools/jetson/build_and_profile.sh', str(tmp_path / onnx_file),
+             'shvit_s4', shape, batch], cwd=ROOT, capture_output=True, text=True,
+            env=dict(os.environ, PATH=path, OUT=str(tmp_path / 'result')))
+
+    result = recipe('dynamic.onnx', '384x640', '2')
     assert result.returncode == 0, result.stderr
     assert (tmp_path / 'argv').read_text().splitlines() == [
-        f'--onnx={tmp_path}/m.onnx', f'--saveEngine={tmp_path}/m_b2_384x640_fp16.engine',
+        f'--onnx={tmp_path}/dynamic.onnx',
+        f'--saveEngine={tmp_path}/dynamic_b2_384x640_fp16.engine',
         '--shapes=input:2x3x384x640'] + EXPECTED_TRTEXEC_FLAGS  # our ONNX input's name
     assert 'sudo nvpmodel -m 0' in result.stdout
     assert json.load(open(tmp_path / 'result.json'))['results'][0]['median_ms'] == 2.4
-    assert build_command('m.onnx', 'm.engine', 1, 512, 512)[4:] == EXPECTED_TRTEXEC_FLAGS
+    assert recipe('fixed.onnx', '384x640', '1').returncode == 0
+    assert (tmp_path / 'argv').read_text().splitlines() == [
+        f'--onnx={tmp_path}/fixed.onnx', f'--saveEngine={tmp_path}/fixed_b1_384x640_fp16.engine'
+    ] + EXPECTED_TRTEXEC_FLAGS
+    for onnx_file, shape, message in (
+            ('fixed.onnx', '512x512', 'exported at the fixed input 1x3x384x640, not 1x3x512x512'),
+            ('missing.onnx', '512x512', 'no such ONNX file')):
+        result = recipe(onnx_file, shape, '1')
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+        assert not (tmp_path / 'argv').exists()  # trtexec never started
 
 
 def test_backbone_mode_needs_torch_only(tmp_path):

@@ -1,8 +1,9 @@
 """TensorRT's ``trtexec``: the pinned command we publish numbers with, and a
 parser that turns its log into rows of our latency schema."""
+import os
 import re
 import shlex
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 from .engine import ROW_FIELDS
 
@@ -18,9 +19,39 @@ _STATS = re.compile(r'(min|max|mean|median|percentile\((\d+)%\))\s*=\s*([0-9.eE+
 
 
 def build_command(onnx: str, engine: str, batch: int, height: int, width: int,
-                  input_name: str = 'input', trtexec: str = 'trtexec') -> List[str]:
-    return [trtexec, f'--onnx={onnx}', f'--saveEngine={engine}',
-            f'--shapes={input_name}:{batch}x3x{height}x{width}'] + PINNED_FLAGS
+                  trtexec: str = 'trtexec') -> List[str]:
+    """The trtexec command for ``onnx`` at one input shape. A file exported at a fixed
+    size carries its shape, and trtexec refuses ``--shapes`` for it ("Static model
+    does not take explicit shapes"): the shape asked for must be the file's. A
+    dynamic one gets ``--shapes``."""
+    name, dims = onnx_input(onnx)
+    wanted = [batch, 3, height, width]
+    if all(isinstance(d, int) and d > 0 for d in dims):
+        if dims != wanted:
+            raise ValueError(f'{onnx} was exported at the fixed input {_x(dims)}, not '
+                             f'{_x(wanted)}: ask for that batch and shape, or export it '
+                             'again at this one (or with --dynamic)')
+        shapes = []
+    else:
+        shapes = [f'--shapes={name}:{_x(wanted)}']
+    return [trtexec, f'--onnx={onnx}', f'--saveEngine={engine}'] + shapes + PINNED_FLAGS
+
+
+def onnx_input(path: str) -> Tuple[str, List[Union[int, str]]]:
+    """Name and dimensions of the model's first input (a dynamic axis by its name)."""
+    try:
+        import onnx
+    except ImportError:
+        raise ValueError('reading the ONNX input shape needs the onnx package: '
+                         'pip install onnx') from None
+    if not os.path.isfile(path):
+        raise ValueError(f'{path}: no such ONNX file (export it with tools/export_onnx.py)')
+    first = onnx.load(path, load_external_data=False).graph.input[0]
+    return first.name, [d.dim_param or d.dim_value for d in first.type.tensor_type.shape.dim]
+
+
+def _x(dims) -> str:
+    return 'x'.join(str(d) for d in dims)
 
 
 def _stats(line: str) -> Dict[str, float]:

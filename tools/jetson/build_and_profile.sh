@@ -3,6 +3,8 @@
 # trtexec flags, profile it, and write the numbers in our latency schema.
 #   tools/jetson/build_and_profile.sh MODEL.onnx TARGET [HxW] [BATCH]
 # Export the ONNX first (on any machine): python tools/export_onnx.py --backbone TARGET
+# (or --config CONFIG --whole for a whole detector). A file exported at a fixed size
+# is built at its own shape (HxW and BATCH must be it); a --dynamic one at HxW, BATCH.
 set -euo pipefail
 ONNX=$1
 TARGET=$2
@@ -21,7 +23,11 @@ CMD=$(python - "$ONNX" "$TARGET" "$BATCH" "$H" "$W" <<'PY'
 import sys
 from efficientvit_det.latency.trtexec import build_command, quote
 onnx, target, batch, h, w = sys.argv[1:]
-print(quote(build_command(onnx, f'{onnx[:-5]}_b{batch}_{h}x{w}_fp16.engine', int(batch), int(h), int(w))))
+try:
+    print(quote(build_command(onnx, f'{onnx[:-5]}_b{batch}_{h}x{w}_fp16.engine', int(batch),
+                              int(h), int(w))))
+except ValueError as err:
+    sys.exit(f'build_and_profile.sh: {err}')
 PY
 )
 echo "+ $CMD"
