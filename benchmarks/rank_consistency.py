@@ -61,16 +61,22 @@ def main(argv=None):
     parser.add_argument('--out')
     args = parser.parse_args(argv)
     report = compare(load(args.first), load(args.second))
-    print(f"{report['rows']} rows in both runs, {report['pairs']} pairs on the same input: "
-          f"{report['separated_in_both']} separated (intervals apart) in both runs, "
-          f"{report['agreeing']} of them in the same order; {report['separated_in_one']} "
-          f"separated in one run only")
-    for c in report['contradictions']:
-        print(f"  CONTRADICTION {c['a'][:2]} vs {c['b'][:2]}: {c['first']} then {c['second']}")
+    print(describe(report))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(report, first=args.first, second=args.second), f, indent=2)
     return 1 if report['contradictions'] else 0
+
+
+def describe(report) -> str:
+    """A :func:`compare` report in words, a line per contradiction."""
+    return '\n'.join([
+        f"{report['rows']} rows in both runs, {report['pairs']} pairs on the same input: "
+        f"{report['separated_in_both']} separated (intervals apart) in both runs, "
+        f"{report['agreeing']} of them in the same order; {report['separated_in_one']} "
+        f"separated in one run only"] + [
+        f"  CONTRADICTION {c['a'][:2]} vs {c['b'][:2]}: {c['first']} then {c['second']}"
+        for c in report['contradictions']])
 
 
 if __name__ == '__main__':

@@ -18,14 +18,13 @@ detections reach the mask head, as on a busy image): what is timed is the work,
 not the accuracy.
 """
 import argparse
-import contextlib
 import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, HERE]
 
 import rank_consistency  # noqa: E402  (benchmarks/, next to this script)
 from efficientvit_det.fileio import atomic_path  # noqa: E402
@@ -130,10 +129,13 @@ def main(argv=None):
         entries += entries_of(rows, shape, os.path.relpath(out + '.json', ROOT))
         if args.rerun:
             measure_shape(shape, args.iters, args.threads, out + '_rerun')
-            with contextlib.chdir(ROOT):  # the report names the runs from the checkout
-                rel = os.path.relpath(out, ROOT)
-                consistent &= rank_consistency.main([rel + '.json', rel + '_rerun.json',
-                                                     '--out', rel + '_rank_consistency.json']) == 0
+            runs = [out + '.json', out + '_rerun.json']
+            report = rank_consistency.compare(*map(rank_consistency.load, runs))
+            print(rank_consistency.describe(report))
+            write(out + '_rank_consistency.json', json.dumps(dict(
+                report, first=os.path.relpath(runs[0], ROOT),
+                second=os.path.relpath(runs[1], ROOT)), indent=2) + '\n')
+            consistent &= not report['contradictions']
     text = (table(entries) + '\n\n(! marks a row whose 95% interval of the median is too '
             'wide to trust.)\n\nPer stage, eager (ms, medians; the stages run one after '
             'another in each timed call):\n\n' + stage_table(entries))

@@ -21,6 +21,10 @@ onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
 
 
+#: the backbone class each family's toy detector must really have
+FAMILIES = dict(shvit_s1='SHViT', efficientvit_m0='EfficientViT', uniform_xs='UniForm')
+
+
 def _toy_val_image(data_root):
     return os.path.join(data_root, 'val', sorted(os.listdir(os.path.join(data_root, 'val')))[0])
 
@@ -52,6 +56,7 @@ def test_whole_export_of_a_trained_detector_matches_mmdet(detector, backbone, tr
     config, checkpoint, data, _, swap = trained_toy(detector, backbone)
     _, _, graph = engine.build_target(config=config, whole=True, checkpoint=checkpoint,
                                       cfg_options=swap)
+    assert type(graph.model.backbone).__name__ == FAMILIES[backbone]
     image = export_tool.detector_input(None, _toy_val_image(data), 200, 250)
     expected = reference_detections(graph.model, image)
     with torch.no_grad():

@@ -11,7 +11,7 @@ import torch
 
 from efficientvit_det.latency import engine
 from efficientvit_det.latency.onnx_export import compare_with_onnxruntime, export_onnx
-from efficientvit_det.latency.trtexec import build_command, parse_trtexec, to_row
+from efficientvit_det.latency.trtexec import parse_trtexec, to_row
 from efficientvit_det.models import build_backbone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -376,12 +376,12 @@ EXPECTED_TRTEXEC_FLAGS = ['--fp16', '--useCudaGraph', '--useSpinWait', '--separa
                           '--iterations=200']
 
 
-def _onnx_with_input(path, dims):
-    """A one-node ONNX file whose input ``input`` has ``dims`` (names: dynamic axes)."""
+def _onnx_with_input(path, name, dims):
+    """A one-node ONNX file whose input ``name`` has ``dims`` (names: dynamic axes)."""
     import onnx
     from onnx import TensorProto, helper
-    graph = helper.make_graph([helper.make_node('Identity', ['input'], ['output'])], 'g',
-                              [helper.make_tensor_value_info('input', TensorProto.FLOAT, dims)],
+    graph = helper.make_graph([helper.make_node('Identity', [name], ['output'])], 'g',
+                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)],
                               [helper.make_tensor_value_info('output', TensorProto.FLOAT, dims)])
     onnx.save(helper.make_model(graph), str(path))
 
@@ -400,8 +400,8 @@ def test_jetson_recipe_runs_trtexec_with_the_pinned_flags(tmp_path):
                     f'cat {tmp_path}/trtexec.log\n')
     fake.chmod(0o755)
     path = os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable), os.environ['PATH']])
-    _onnx_with_input(tmp_path / 'dynamic.onnx', ['batch', 3, 'height', 'width'])
-    _onnx_with_input(tmp_path / 'fixed.onnx', [1, 3, 384, 640])
+    _onnx_with_input(tmp_path / 'dynamic.onnx', 'images', ['batch', 3, 'height', 'width'])
+    _onnx_with_input(tmp_path / 'fixed.onnx', 'input', [1, 3, 384, 640])
 
     def recipe(onnx_file, shape, batch):
         (tmp_path / 'argv').unlink(missing_ok=True)
@@ -415,17 +415,18 @@ def test_jetson_recipe_runs_trtexec_with_the_pinned_flags(tmp_path):
     assert (tmp_path / 'argv').read_text().splitlines() == [
         f'--onnx={tmp_path}/dynamic.onnx',
         f'--saveEngine={tmp_path}/dynamic_b2_384x640_fp16.engine',
-        '--shapes=input:2x3x384x640'] + EXPECTED_TRTEXEC_FLAGS  # our ONNX input's name
+        '--shapes=images:2x3x384x640'] + EXPECTED_TRTEXEC_FLAGS  # the file's input name
     assert 'sudo nvpmodel -m 0' in result.stdout
     assert json.load(open(tmp_path / 'result.json'))['results'][0]['median_ms'] == 2.4
     assert recipe('fixed.onnx', '384x640', '1').returncode == 0
     assert (tmp_path / 'argv').read_text().splitlines() == [
         f'--onnx={tmp_path}/fixed.onnx', f'--saveEngine={tmp_path}/fixed_b1_384x640_fp16.engine'
     ] + EXPECTED_TRTEXEC_FLAGS
-    for onnx_file, shape, message in (
-            ('fixed.onnx', '512x512', 'exported at the fixed input 1x3x384x640, not 1x3x512x512'),
-            ('missing.onnx', '512x512', 'no such ONNX file')):
-        result = recipe(onnx_file, shape, '1')
+    for onnx_file, shape, batch, message in (
+            ('fixed.onnx', '512x512', '1', 'at the fixed input 1x3x384x640, not 1x3x512x512'),
+            ('fixed.onnx', '384x640', '2', 'at the fixed input 1x3x384x640, not 2x3x384x640'),
+            ('missing.onnx', '512x512', '1', 'no such ONNX file')):
+        result = recipe(onnx_file, shape, batch)
         assert result.returncode != 0 and message in result.stderr, result.stderr
         assert not (tmp_path / 'argv').exists()  # trtexec never started
 
@@ -534,8 +535,9 @@ def test_whole_two_stage_detector_is_timed_in_pytorch_and_onnxruntime():
 
 def test_several_configs_are_timed_in_one_interleaved_grid(monkeypatch, capsys):
     """Each config is a target of the same grid (so its rounds interleave with the
-    others'); rows are named by file name, so two files of one name are refused,
-    and one --checkpoint cannot fit several configs."""
+    others') and gets --cfg-options; rows are named by file name, so two files of
+    one name are refused; one --checkpoint cannot fit several configs, and a batch
+    is refused when any of them is a whole detector."""
     configs = [os.path.join(ROOT, 'configs', c) for c in ('retinanet_shvit_s1.py',
                                                           'retinanet_uniform_xs.py')]
     grids = []
@@ -544,11 +546,14 @@ def test_several_configs_are_timed_in_one_interleaved_grid(monkeypatch, capsys):
                         lambda targets, *a, **k: grids.append(targets) or
                         real_grid(targets, *a, **k))
     rows = engine.main(['--config', *configs, '--whole', '--shape', '96', '--iters', '1',
-                        '--warmup', '0'])
+                        '--warmup', '0', '--cfg-options', 'model.test_cfg.max_per_img=7'])
     assert [r['target'] for r in rows] == ['retinanet_shvit_s1', 'retinanet_uniform_xs']
     assert len(grids) == 1 and all(r['status'] == 'ok' for r in rows)
+    assert [m.model.test_cfg.max_per_img for _, _, m in grids[0]] == [7, 7]  # every config's
+    segmentor = os.path.join(ROOT, 'configs', 'fpn_uniform_xs_ade20k.py')
     for argv, message in ((configs + configs[:1], "['retinanet_shvit_s1'] comes twice"),
-                          (configs + ['--checkpoint', 'x.pth'], 'give one --config with it')):
+                          (configs + ['--checkpoint', 'x.pth'], 'give one --config with it'),
+                          ([segmentor, configs[1], '--batch', '2'], 'takes one image')):
         with pytest.raises(SystemExit):
             engine.main(['--whole', '--config'] + argv)
         assert message in capsys.readouterr().err
@@ -709,3 +714,55 @@ def test_onnxruntime_threads_do_not_spin_into_the_next_row(monkeypatch):
     from efficientvit_det.latency.modes import MODES, Context, work_dir
     MODES['onnxruntime'](model, torch.randn(1, 3, 64, 64), Context('cpu', 1, work_dir()))
     assert seen == ['0']
+
+
+def test_whole_detector_benchmark_runs_every_detector_together_and_checks_the_rerun(
+        tmp_path, monkeypatch, capsys):
+    """benchmarks/whole_detectors_cpu.py, its engine stood in for: one engine run per
+    shape over all nine configs (the deployment config among them), the table's
+    ratio against the ResNet-50 row, and --rerun's ranking check, which exits 1
+    when the second run flips a pair the first run separated."""
+    sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+    import whole_detectors_cpu as bench
+    calls = []
+    flip = {'on': False}
+
+    def fake_engine(argv):
+        configs = argv[argv.index('--config') + 1:argv.index('--whole')]
+        out = argv[argv.index('--out') + 1]
+        calls.append((len(configs), os.path.basename(out)))
+        rows = []
+        for index, config in enumerate(configs):
+            name = os.path.splitext(os.path.basename(config))[0]
+            ms = 2000.0 if name.endswith('_r50') else 1000.0 + 10 * index
+            if flip['on'] and name == 'mask_rcnn_shvit_s4':
+                ms = 3000.0  # slower than mmdet's ResNet-50 this time
+            for mode, factor in (('eager', 1.0), ('onnxruntime', 0.5)):
+                row = dict(target=name, kind='whole', mode=mode, precision='fp32',
+                           device='cpu', batch=1, height=96, width=96, status='ok',
+                           median_ms=ms * factor, ci95_low_ms=ms * factor - 1,
+                           ci95_high_ms=ms * factor + 1, gmacs=1.0, unstable=False)
+                if mode == 'eager':
+                    row.update(stages_ms={'backbone': ms / 4, 'neck': 3 * ms / 4},
+                               backbone_share=0.25)
+                rows.append(row)
+        engine.write_results(rows, out, 'cpu', 'fake')
+        return rows
+    monkeypatch.setattr(bench.engine, 'main', fake_engine)
+    assert bench.main(['--shape', '96x96', '--rerun', '--out-dir', str(tmp_path)]) == 0
+    assert calls == [(9, 'whole_cpu_96x96'), (9, 'whole_cpu_96x96_rerun')]
+    table = (tmp_path / 'whole_cpu.md').read_text()
+    assert '| mask_rcnn | SHViT-S4 | 96x96 | 1.0 | 1000 | 500 | 25% | 2.00x |' in table
+    assert '| mask_rcnn | SHViT-S4, 300 proposals |' in table
+    report = json.load(open(tmp_path / 'whole_cpu_96x96_rank_consistency.json'))
+    assert report['contradictions'] == [] and report['separated_in_both'] > 0
+    assert report['second'].endswith('whole_cpu_96x96_rerun.json')
+
+    real_measure = bench.measure_shape
+
+    def flipped_rerun(shape, iters, threads, out):
+        flip['on'] = out.endswith('_rerun')
+        return real_measure(shape, iters, threads, out)
+    monkeypatch.setattr(bench, 'measure_shape', flipped_rerun)
+    assert bench.main(['--shape', '96x96', '--rerun', '--out-dir', str(tmp_path)]) == 1
+    assert 'CONTRADICTION' in capsys.readouterr().out
