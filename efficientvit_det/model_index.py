@@ -81,7 +81,7 @@ def check_index(root: Optional[str] = None) -> List[str]:
             problems.append(f'{where}: weights {model["Weights"]} are no known release')
         if 'Results' in model and 'Weights' not in model:
             problems.append(f'{where}: results without weights')
-        problems += _check_timings(root, where, model['Metadata'])
+        problems += _check_timings(root, where, model)
         for result in model.get('Results', []):
             if not result.get('Metrics') or not all(
                     isinstance(v, (int, float)) for v in result['Metrics'].values()):
@@ -97,23 +97,33 @@ def check_index(root: Optional[str] = None) -> List[str]:
 TIMING_KEYS = ('inference time (ms/im)', 'Backbone latency (ms/im)')
 
 
-def _check_timings(root: str, where: str, metadata: dict) -> List[str]:
-    """Every measured time must be a median in the results file it names (same
+#: the latency tool's mode for each backend the index names
+BACKEND_MODES = {'ONNX Runtime': 'onnxruntime', 'PyTorch (eager)': 'eager'}
+
+
+def _check_timings(root: str, where: str, model: dict) -> List[str]:
+    """Every measured time must be the median of its own row in the results file it
+    names (the model's, or its backbone's for a backbone latency; same backend,
     batch and resolution), so the index cannot drift from the measurements."""
     import json
     problems = []
     for key in TIMING_KEYS:
-        for entry in metadata.get(key, []):
+        target = (osp.splitext(osp.basename(model['Config']))[0] if key == TIMING_KEYS[0]
+                  else model['Metadata'].get('Backbone', '').lower().replace('-', '_'))
+        for entry in model['Metadata'].get(key, []):
             source = osp.join(root, entry.get('source', ''))
             if not osp.isfile(source):
                 problems.append(f'{where}: {key} names no results file ({entry.get("source")})')
                 continue
             with open(source) as f:
                 rows = json.load(f)['results']
-            if not any(r.get('median_ms') == entry['value'] and r['batch'] == entry['batch size']
-                       and f'({r["height"]}, {r["width"]})' == entry['resolution']
-                       for r in rows):
-                problems.append(f'{where}: {key} {entry["value"]} is no median in {source}')
+            mode = BACKEND_MODES.get(entry['backend'])
+            if not any(r['target'] == target and r['mode'] == mode and
+                       r.get('median_ms') == entry['value'] and
+                       r['batch'] == entry['batch size'] and
+                       f'({r["height"]}, {r["width"]})' == entry['resolution'] for r in rows):
+                problems.append(f'{where}: {key} {entry["value"]} is no median of {target} '
+                                f'({entry["backend"]}) in {source}')
     return problems
 
 

@@ -50,11 +50,17 @@ def test_a_drifted_index_is_named(tmp_path):
         RELEASE_URLS['retinanet_shvit_s4_1x_coco'], 'https://example.com/other.pth')
     measured = load_index()['models']
     shvit_s4 = next(m for m in measured if m['Name'] == 'mask_rcnn_shvit_s4')['Metadata']
-    value = shvit_s4['inference time (ms/im)'][0]['value']
-    metafile.write_text(text.replace(f'value: {value}', f'value: {value + 1}'))
+    whole = shvit_s4['inference time (ms/im)'][0]
+    text = text.replace(f"value: {whole['value']}", f"value: {whole['value'] + 1}")
+    # another backbone's median, in the same results file, is not this one's
+    s3, s4 = (next(m for m in measured if m['Name'] == f'mask_rcnn_shvit_{v}')['Metadata']
+              ['Backbone latency (ms/im)'][0] for v in ('s3', 's4'))
+    metafile.write_text(text.replace(f"value: {s3['value']}", f"value: {s4['value']}"))
     problems = check_index(str(tmp_path))
-    assert (f'mask_rcnn_shvit_s4: inference time (ms/im) {value + 1} is no median in '
-            f'{tmp_path}/benchmarks/results/whole_cpu_800x1333/mask_rcnn_shvit_s4.json') in problems
+    assert (f"mask_rcnn_shvit_s4: inference time (ms/im) {whole['value'] + 1} is no median of "
+            f"mask_rcnn_shvit_s4 (PyTorch (eager)) in {tmp_path}/{whole['source']}") in problems
+    assert (f"mask_rcnn_shvit_s3: Backbone latency (ms/im) {s4['value']} is no median of "
+            f"shvit_s3 (ONNX Runtime) in {tmp_path}/{s3['source']}") in problems
     assert 'configs/mask_rcnn_shvit_new.py: not in the model index' in problems
     assert 'fpn_shvit_s1_ade20k: config configs/fpn_shvit_s1_ade20k.py not found' in problems
     assert 'retinanet_shvit_s4: weights https://example.com/other.pth are no known release' \
