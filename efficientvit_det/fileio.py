@@ -22,12 +22,20 @@ def atomic_path(path: str):
     # torch's zip writer names the archive after the file: no leading dot
     handle, partial = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + PARTIAL_MARK)
     os.close(handle)
+    os.chmod(partial, _new_file_mode())  # mkstemp's 0600 would hide the file from others
     try:
         yield partial
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def remove_partial_files(folder: str) -> list:

@@ -298,6 +298,19 @@ def test_atomic_backend_never_leaves_a_partial_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']  # no partial left
 
 
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    """Checkpoints and results written through a temporary file are as readable as
+    any new file (the umask decides), not private like the temporary file (0600)."""
+    previous = os.umask(0o022)
+    try:
+        AtomicLocalBackend().put(b'checkpoint', tmp_path / 'epoch_1.pth')
+        (tmp_path / 'plain').write_bytes(b'')
+    finally:
+        os.umask(previous)
+    assert (tmp_path / 'epoch_1.pth').stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / 'plain').stat().st_mode & 0o777 == 0o644
+
+
 def toy_options(root, workers=0):
     root = str(root).rstrip('/') + '/'
     options = [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')]
