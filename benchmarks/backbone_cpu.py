@@ -20,6 +20,7 @@ import time
 import torch
 
 from efficientvit_det.checkpoints import adapt_to_model, convert_state_dict
+from efficientvit_det.fileio import atomic_path
 from efficientvit_det.latency import (count_flops, machine_info, measure, measure_interleaved,
                                       summarize)
 from efficientvit_det.latency.modes import MODES, Context, work_dir
@@ -117,10 +118,9 @@ def main():
     rows = run(args.backbones, args.shape, args.iters, args.rounds)
     result = dict(benchmark='backbone_cpu', command=' '.join([sys.executable] + sys.argv),
                   time=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_info(), rows=rows)
-    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
-    with open(args.out, 'w') as f:
+    with atomic_path(args.out) as partial, open(partial, 'w') as f:
         json.dump(result, f, indent=2)
-    with open(os.path.splitext(args.out)[0] + '.md', 'w') as f:
+    with atomic_path(os.path.splitext(args.out)[0] + '.md') as partial, open(partial, 'w') as f:
         f.write(markdown(rows) + '\n')
     print(f'wrote {args.out} and {os.path.splitext(args.out)[0]}.md')
 

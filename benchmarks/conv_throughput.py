@@ -11,13 +11,13 @@ separate BatchNorm passes.
 """
 import argparse
 import json
-import os
 import statistics
 import sys
 
 import torch
 from torch import nn
 
+from efficientvit_det.fileio import atomic_path
 from efficientvit_det.latency import machine_info, matmul_gflops, measure
 from efficientvit_det.models import build_backbone
 
@@ -80,8 +80,7 @@ def main(argv=None):
         print(f"{label:<28} {group['layers']:>6} {group['gmacs']:7.2f} {group['ms']:8.1f} "
               f"{group['gmac_per_s']:8.1f} {100 * group['gmac_per_s'] / roof:7.0f}%")
     out = args.out or f'benchmarks/results/conv_throughput_{args.backbone}.json'
-    os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
-    with open(out, 'w') as f:
+    with atomic_path(out) as partial, open(partial, 'w') as f:
         json.dump(dict(command=' '.join(['python'] + sys.argv), machine=machine_info(),
                        roof_gmac_per_s=roof, pointwise=pointwise, other=other, layers=rows),
                   f, indent=2)
