@@ -60,7 +60,7 @@ def measure_shape(shape, iters, threads, out):
 def entries_of(rows, shape, source):
     entries = []
     for detector, label, config in configs():
-        name = os.path.splitext(os.path.basename(config))[0]
+        name = engine.config_name(config)
         eager, ort = rows[name, 'eager'], rows[name, 'onnxruntime']
         entries.append(dict(detector=detector, backbone=label, config=config, shape=shape,
                             source=source, eager_ms=eager.get('median_ms'),

@@ -86,7 +86,7 @@ def _build(backbone, config, whole, checkpoint, post_processing, cfg_options):
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(parse_cfg_options(cfg_options))
     scope = cfg.get('default_scope', 'mmdet')
-    name = os.path.splitext(os.path.basename(config))[0]
+    name = config_name(config)
     if not whole and not checkpoint:
         registry = importlib.import_module(f'{scope}.registry').MODELS
         backbone_cfg = dict(cfg.model.backbone)
@@ -104,6 +104,11 @@ def _build(backbone, config, whole, checkpoint, post_processing, cfg_options):
         return name, 'whole', DetectorGraph(model)
     return name, 'whole', _WholeModel(model, importlib.import_module('mmdet.structures')
                                       .DetDataSample)
+
+
+def config_name(config: str) -> str:
+    """A config's rows are named by its file name (``configs/x.py`` -> ``x``)."""
+    return os.path.splitext(os.path.basename(config))[0]
 
 
 def parse_cfg_options(options: Sequence[str]) -> Dict[str, object]:
@@ -546,7 +551,7 @@ def check_args(parser, args):
     if args.checkpoint and args.config and len(args.config) > 1:
         parser.error('--checkpoint fits one model: give one --config with it')
     if args.config:
-        names = [os.path.splitext(os.path.basename(c))[0] for c in args.config]
+        names = [config_name(c) for c in args.config]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             parser.error(f'--config: rows are named by file name, and {repeated} '
