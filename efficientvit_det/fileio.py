@@ -12,6 +12,17 @@ import tempfile
 PARTIAL_MARK = '.partial-'
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process's umask (read once,
+    at import: reading it means setting it, which would race other threads' writes)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+NEW_FILE_MODE = _new_file_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
     """A temporary path beside ``path`` (same file system) to write to; it replaces
@@ -22,20 +33,13 @@ def atomic_path(path: str):
     # torch's zip writer names the archive after the file: no leading dot
     handle, partial = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + PARTIAL_MARK)
     os.close(handle)
-    os.chmod(partial, _new_file_mode())  # mkstemp's 0600 would hide the file from others
+    os.chmod(partial, NEW_FILE_MODE)  # mkstemp's 0600 would hide the file from others
     try:
         yield partial
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file: 0666 less the process's umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def remove_partial_files(folder: str) -> list:
