@@ -2,8 +2,10 @@
 actually learns (metric far above an untrained model's)."""
 import json
 import os
+import re
 
 import numpy as np
+import pytest
 import torch
 
 from efficientvit_det import cli, demo
@@ -214,9 +216,10 @@ def test_toy_data_is_deterministic_for_a_seed(tmp_path):
     assert {0, 1} <= labels <= {0, 1, *ADE_SHAPE_LABELS.values()}
 
 
-def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
-    """benchmarks/toy_learning.py --cfg-options: the same change reaches ours and the
-    control, after the toy options (so it wins), and the JSON records it."""
+def _toy_learning_with_a_fake_trainer(monkeypatch, val_history=(0.5,)):
+    """benchmarks/toy_learning.py with training replaced by a runner that took ten
+    seconds per iteration, 3 iterations per pass, and evaluated to ``val_history``
+    (one bbox mAP per pass); returns the module and the list of train argvs."""
     import importlib.util
     import types
     spec = importlib.util.spec_from_file_location(
@@ -224,16 +227,25 @@ def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
     toy_learning = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(toy_learning)
     calls = []
+    passes = len(val_history)
 
     def fake_train(argv):
         calls.append(argv)
-        times = types.SimpleNamespace(data=[np.array([1.0])])
-        hub = types.SimpleNamespace(get_scalar=lambda key: times)
-        return types.SimpleNamespace(message_hub=hub, iter=3,
-                                     test=lambda: {'coco/bbox_mAP': 0.5})
+        history = {'train/time': np.full(3 * passes, 10.0), 'val/coco/bbox_mAP': np.array(val_history)}
+        hub = types.SimpleNamespace(
+            get_scalar=lambda key: types.SimpleNamespace(data=[history[key]]))
+        return types.SimpleNamespace(message_hub=hub, iter=3 * passes,
+                                     test=lambda: {'coco/bbox_mAP': val_history[-1]})
     monkeypatch.setattr(cli, 'train_main', fake_train)
     monkeypatch.setattr(demo, 'ensure_toy_coco', lambda root: None)
     monkeypatch.chdir(ROOT)  # the script works from the repository root; restored after
+    return toy_learning, calls
+
+
+def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
+    """benchmarks/toy_learning.py --cfg-options: the same change reaches ours and the
+    control, after the toy options (so it wins), and the JSON records it."""
+    toy_learning, calls = _toy_learning_with_a_fake_trainer(monkeypatch)
     ablation = 'model.roi_head.bbox_roi_extractor.finest_scale=14'
     document = toy_learning.main(['--out', str(tmp_path / 'result'), '--data-root', 'd',
                                   '--cfg-options', ablation])
@@ -242,3 +254,23 @@ def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
                                           'benchmarks/configs/mask_rcnn_r18_toy.py'}
     saved = json.load(open(tmp_path / 'result.json'))
     assert saved['cfg_options'] == [ablation] == document['cfg_options']
+    assert all(arm['curve'] == [] for arm in saved['arms'])
+
+
+def test_toy_learning_every_pass_records_the_learning_curve(tmp_path, monkeypatch, capsys):
+    """--every-pass evaluates after each pass (later options win over the toy run's
+    evaluate-once) and records, per pass, the training minutes so far and the
+    metrics: the learning curve, printed as a table."""
+    toy_learning, calls = _toy_learning_with_a_fake_trainer(monkeypatch, (0.1, 0.2, 0.3))
+    document = toy_learning.main(['--out', str(tmp_path / 'result'), '--data-root', 'd',
+                                  '--epochs', '3', '--every-pass'])
+    for argv in calls:
+        options = dict(option.split('=', 1) for option in argv[argv.index('--cfg-options') + 1:])
+        assert options['train_cfg.val_interval'] == '1' == options['train_cfg.val_begin']
+    curve = json.load(open(tmp_path / 'result.json'))['arms'][0]['curve']
+    assert curve == document['arms'][0]['curve'] == [
+        dict(passes=index + 1, train_minutes=pytest.approx(0.5 * (index + 1)),
+             metrics={'coco/bbox_mAP': pytest.approx(0.1 * (index + 1))})
+        for index in range(3)]
+    assert re.search(r'^\| 3 \| 1\.5 \| 0\.300 \| 1\.5 \| 0\.300 \|$', capsys.readouterr().out,
+                     re.MULTILINE)
