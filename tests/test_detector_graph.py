@@ -207,8 +207,8 @@ def test_stages_add_up_to_the_whole_and_name_the_backbone_share(capsys, monkeypa
     costs_ms = {'backbone': 2.0, 'neck': 3.0, 'dense head + NMS': 5.0,
                 'box head + NMS': 7.0, 'mask head': 11.0}
     clock = [0.0]
-    monkeypatch.setattr(import_module('efficientvit_det.latency.measure'), 'time', types.SimpleNamespace(
-        perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(import_module('efficientvit_det.latency.measure'), 'time',
+                        types.SimpleNamespace(perf_counter=lambda: clock[0]))
     real_stages = DetectorGraph.stages
 
     def costed_stages(graph):

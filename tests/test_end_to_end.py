@@ -187,6 +187,13 @@ def test_toy_run_options_stretch_the_schedule_with_the_epochs():
     assert (decay.type, int(decay.end), int(decay.T_max)) == ('CosineAnnealingLR', 3, 3)
     assert int(cfg.train_cfg.max_epochs) == 3 and int(cfg.train_cfg.val_begin) == 4
     assert cfg.train_dataloader.dataset.data_root == 'd/'
+    # the toy RetinaNet's recipe is three passes (one learns nothing); one pass on request
+    config = os.path.join(ROOT, 'configs', 'toy', 'retinanet_shvit_s1_toy.py')
+    cfg = Config.fromfile(config)
+    decay = cfg.param_scheduler[1]
+    assert cfg.train_cfg.max_epochs == 3 == decay.end == decay.T_max
+    cfg.merge_from_dict(dict(o.split('=', 1) for o in demo.toy_run_options(config, 'd', 1)))
+    assert int(cfg.param_scheduler[1].end) == 1 == int(cfg.train_cfg.max_epochs)
 
 
 def test_toy_data_is_deterministic_for_a_seed(tmp_path):
@@ -231,7 +238,8 @@ def _toy_learning_with_a_fake_trainer(monkeypatch, val_history=(0.5,)):
 
     def fake_train(argv):
         calls.append(argv)
-        history = {'train/time': np.full(3 * passes, 10.0), 'val/coco/bbox_mAP': np.array(val_history)}
+        history = {'train/time': np.full(3 * passes, 10.0),
+                   'val/coco/bbox_mAP': np.array(val_history)}
         hub = types.SimpleNamespace(
             get_scalar=lambda key: types.SimpleNamespace(data=[history[key]]))
         return types.SimpleNamespace(message_hub=hub, iter=3 * passes,

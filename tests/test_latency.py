@@ -19,9 +19,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_json_and_csv_schema(tmp_path, capsys):
     out = str(tmp_path / 'lat')
+    threads = torch.get_num_threads()
     rows = engine.main(['--backbone', 'uniform_xs', 'shvit_s1', '--shape', '64x96', '--batch',
                         '1', '2', '--mode', 'eager', 'fused', 'channels_last', '--iters', '3',
                         '--warmup', '1', '--threads', '1', '--out', out])
+    assert torch.get_num_threads() == threads  # --threads held for the run only
     assert len(rows) == 2 * 2 * 3
     document = json.load(open(out + '.json'))
     assert document['schema'] == engine.SCHEMA

@@ -570,8 +570,16 @@ def main(argv: Optional[List[str]] = None):
     parser = build_parser()
     args = parser.parse_args(argv)
     modes = check_args(parser, args)
+    previous_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(parser, args, modes, argv)
+    finally:  # called as a library (tests, benchmarks), it leaves the process as it was
+        torch.set_num_threads(previous_threads)
+
+
+def _run(parser, args, modes, argv):
     threads = torch.get_num_threads()
     if args.backbone:
         targets = [build_target(backbone=name, checkpoint=args.checkpoint)
