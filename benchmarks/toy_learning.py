@@ -36,10 +36,8 @@ def train_and_evaluate(config, work_dir, data_root, epochs, seed, cfg_options=()
     to its end (the logged iteration times summed) and the metrics after it."""
     from efficientvit_det.cli import train_main
     from efficientvit_det.demo import toy_run_options
-    options = toy_run_options(config, data_root, epochs) + [f'randomness.seed={seed}']
-    if every_pass:
-        options += ['train_cfg.val_interval=1', 'train_cfg.val_begin=1']
-    options += list(cfg_options)
+    options = toy_run_options(config, data_root, epochs, every_pass)
+    options += [f'randomness.seed={seed}'] + list(cfg_options)
     start = time.time()
     runner = train_main([config, '--work-dir', work_dir, '--overwrite',
                          '--cfg-options', *options])
@@ -50,11 +48,12 @@ def train_and_evaluate(config, work_dir, data_root, epochs, seed, cfg_options=()
     if every_pass:
         per_pass = {key: runner.message_hub.get_scalar(f'val/{key}').data[0]
                     for key in metrics}
-        iters_per_pass = runner.iter // len(next(iter(per_pass.values())))
+        passes = len(per_pass['coco/bbox_mAP'])
+        iters_per_pass = runner.iter // passes
         curve = [dict(passes=index + 1,
                       train_minutes=float(iter_seconds[:(index + 1) * iters_per_pass].sum()) / 60,
                       metrics={key: float(values[index]) for key, values in per_pass.items()})
-                 for index in range(len(next(iter(per_pass.values()))))]
+                 for index in range(passes)]
     return float(iter_seconds.mean()), runner.iter, minutes, metrics, curve
 
 

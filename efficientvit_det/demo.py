@@ -26,10 +26,12 @@ def ensure_toy_coco(root: str) -> None:
     make_coco_toy(root)
 
 
-def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None) -> List[str]:
+def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None,
+                    every_pass: bool = False) -> List[str]:
     """``--cfg-options`` that train ``config`` on the toy COCO data at ``data_root``
     for ``epochs`` (default: the config's), with every epoch-based lr schedule that
-    ends with training stretched to end with it, and evaluate once, afterwards."""
+    ends with training stretched to end with it, and evaluate once, afterwards (or,
+    with ``every_pass``, after every pass too: a learning curve)."""
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     root = data_root.rstrip('/') + '/'
@@ -45,8 +47,10 @@ def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None) -
                 options.append(f'param_scheduler.{index}.T_max={epochs}')
     # evaluate once, after training (below), not also inside the training loop (which
     # validates at the last epoch whatever the interval, unless it starts later)
-    return options + [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs + 1}',
-                      f'train_cfg.val_begin={epochs + 1}']
+    first_evaluation = 1 if every_pass else epochs + 1
+    return options + [f'train_cfg.max_epochs={epochs}',
+                      f'train_cfg.val_interval={first_evaluation}',
+                      f'train_cfg.val_begin={first_evaluation}']
 
 
 def main(argv: Optional[List[str]] = None):

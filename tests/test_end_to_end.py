@@ -187,6 +187,8 @@ def test_toy_run_options_stretch_the_schedule_with_the_epochs():
     assert (decay.type, int(decay.end), int(decay.T_max)) == ('CosineAnnealingLR', 3, 3)
     assert int(cfg.train_cfg.max_epochs) == 3 and int(cfg.train_cfg.val_begin) == 4
     assert cfg.train_dataloader.dataset.data_root == 'd/'
+    every_pass = dict(o.split('=', 1) for o in demo.toy_run_options(config, 'd', 3, True))
+    assert every_pass['train_cfg.val_interval'] == '1' == every_pass['train_cfg.val_begin']
     # the toy RetinaNet's recipe is three passes (one learns nothing); one pass on request
     config = os.path.join(ROOT, 'configs', 'toy', 'retinanet_shvit_s1_toy.py')
     cfg = Config.fromfile(config)
