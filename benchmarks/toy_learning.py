@@ -1,16 +1,18 @@
-"""Toy detection learning side by side with a control: our toy detector and the same
-detector with mmdet's own ResNet-18 + stock FPN in place of SHViT-S1 + TransposedFPN
+"""Toy learning side by side with a control: our toy model and the same model with
+mmdet's / mmseg's own ResNet-18 + stock FPN in place of SHViT-S1 + TransposedFPN
 (benchmarks/configs/), trained from scratch one after the other in one run, on the
 same toy data, schedule, optimizer, heads and seed, each evaluated on the toy val split.
 
-    python benchmarks/toy_learning.py [--detector mask_rcnn|retinanet] [--epochs N]
-        [--every-pass] [--data-root data/toy_coco]
-        [--out benchmarks/results/toy_learning_mask_rcnn]
+    python benchmarks/toy_learning.py [--model mask_rcnn|retinanet|semantic_fpn]
+        [--epochs N | --iters N] [--every-pass] [--data-root data/toy_coco|data/toy_ade]
+        [--out benchmarks/results/toy_learning_<model>]
         [--cfg-options KEY=VALUE ...]   # one change, to both arms: an ablation
 
-Prints a table (s/iter, bbox and segm mAP / AP50 / AP_s/m/l) and writes JSON.
-``--every-pass`` also evaluates after every pass over the training images: the
-learning curve, mAP against training minutes (evaluation not counted), of each arm.
+Prints a table (s/iter; bbox and segm mAP / AP50 / AP_s/m/l, or mIoU and each
+class's IoU) and writes JSON. ``--every-pass`` also evaluates after every pass over
+the training images: the learning curve, metrics against training minutes
+(evaluation not counted), of each arm. The detectors' schedules are passes
+(``--epochs``), the Semantic FPN's iterations (``--iters``).
 The machine is shared: compare the two rows of one run, not runs across days.
 """
 import argparse
@@ -21,69 +23,108 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-ARMS = {
-    'SHViT-S1 + TransposedFPN (ours)': 'configs/toy/{detector}_shvit_s1_toy.py',
-    'ResNet-18 + FPN (mmdet, control)': 'benchmarks/configs/{detector}_r18_toy.py',
+OURS, CONTROL = 'SHViT-S1 + TransposedFPN (ours)', 'ResNet-18 + FPN ({library}, control)'
+#: model -> (our toy config, the control's config, its library, the toy data's default root)
+MODELS = {
+    'mask_rcnn': ('configs/toy/mask_rcnn_shvit_s1_toy.py',
+                  'benchmarks/configs/mask_rcnn_r18_toy.py', 'mmdet', 'data/toy_coco'),
+    'retinanet': ('configs/toy/retinanet_shvit_s1_toy.py',
+                  'benchmarks/configs/retinanet_r18_toy.py', 'mmdet', 'data/toy_coco'),
+    'semantic_fpn': ('configs/toy/fpn_shvit_s1_ade20k_toy.py',
+                     'benchmarks/configs/fpn_r18_ade20k_toy.py', 'mmseg', 'data/toy_ade'),
 }
 METRICS = ('mAP', 'mAP_50', 'mAP_s', 'mAP_m', 'mAP_l')
 
 
-def train_and_evaluate(config, work_dir, data_root, epochs, seed, cfg_options=(),
-                       every_pass=False):
+def run_options(model, config, data_root, length, every_pass):
+    """The toy run's ``--cfg-options`` for ``length`` passes (detection) or iterations
+    (segmentation); None: the config's schedule."""
+    from efficientvit_det.demo import toy_run_options, toy_seg_run_options
+    if model == 'semantic_fpn':
+        return toy_seg_run_options(config, data_root, length, every_pass)
+    return toy_run_options(config, data_root, length, every_pass)
+
+
+def train_and_evaluate(config, work_dir, options):
     """(seconds per training iteration as mmengine logs them, iterations, training
-    minutes with start-up, final metrics, learning curve) of one arm. The curve
-    (with ``every_pass``; else empty) has one point per pass: training minutes up
-    to its end (the logged iteration times summed) and the metrics after it."""
+    minutes with start-up, final metrics, learning curve) of one arm trained with the
+    ``--cfg-options`` ``options``. The curve has a point per evaluation during
+    training (none unless the options ask for them): the iterations and training
+    minutes (the logged iteration times summed) up to it, and the metrics there."""
     from efficientvit_det.cli import train_main
-    from efficientvit_det.demo import toy_run_options
-    options = toy_run_options(config, data_root, epochs, every_pass)
-    options += [f'randomness.seed={seed}'] + list(cfg_options)
     start = time.time()
-    runner = train_main([config, '--work-dir', work_dir, '--overwrite',
-                         '--cfg-options', *options])
+    runner = train_main([config, '--work-dir', work_dir, '--overwrite', '--cfg-options', *options])
     minutes = (time.time() - start) / 60
     iter_seconds = runner.message_hub.get_scalar('train/time').data[0]
     metrics = runner.test()
-    curve = []
-    if every_pass:
-        per_pass = {key: runner.message_hub.get_scalar(f'val/{key}').data[0]
-                    for key in metrics}
-        passes = len(per_pass['coco/bbox_mAP'])
-        iters_per_pass = runner.iter // passes
-        curve = [dict(passes=index + 1,
-                      train_minutes=float(iter_seconds[:(index + 1) * iters_per_pass].sum()) / 60,
-                      metrics={key: float(values[index]) for key, values in per_pass.items()})
-                 for index in range(passes)]
-    return float(iter_seconds.mean()), runner.iter, minutes, metrics, curve
+    return (float(iter_seconds.mean()), runner.iter, minutes, metrics,
+            learning_curve(runner, metrics, iter_seconds, options))
+
+
+def learning_curve(runner, metrics, iter_seconds, options):
+    settings = dict(option.split('=', 1) for option in options)
+    history = {key: runner.message_hub.get_scalar(f'val/{key}').data[0]
+               for key in metrics if f'val/{key}' in runner.message_hub.log_scalars}
+    evaluations = min((len(values) for values in history.values()), default=0)
+    if not evaluations:
+        return []
+    # the loops validate every val_interval passes (epoch loop) or iterations, and last
+    unit = runner.iter // int(settings['train_cfg.max_epochs']) \
+        if 'train_cfg.max_epochs' in settings else 1
+    every = int(settings['train_cfg.val_interval']) * unit
+    iterations = [min(every * (index + 1), runner.iter) for index in range(evaluations)]
+    return [dict(iterations=at, train_minutes=float(iter_seconds[:at].sum()) / 60,
+                 metrics={key: float(values[index]) for key, values in history.items()})
+            for index, at in enumerate(iterations)]
+
+
+def metric_columns(metric_sets, headline_only=False):
+    """(header, key, format) of the metrics the tables show: COCO bbox / segm mAPs
+    (detection; ``headline_only``: mAP alone, for the curve) or mIoU and each
+    class's IoU, in percent (segmentation)."""
+    from efficientvit_det.toy_data import ADE_TOY_CLASS_NAMES
+    keys = {key for metrics in metric_sets for key in metrics}
+    if 'mIoU' in keys:
+        known = [f'IoU.{name}' for name in ADE_TOY_CLASS_NAMES]  # the toy classes first
+        per_class = sorted((key for key in keys if key.startswith('IoU.')),
+                           key=lambda key: (known.index(key) if key in known else len(known), key))
+        return [('mIoU', 'mIoU', '.1f')] + [
+            (f"IoU {ADE_TOY_CLASS_NAMES.get(key[4:], key[4:])}", key, '.1f') for key in per_class]
+    return [(f'{kind} {metric}', f'coco/{kind}_{metric}', '.3f') for kind in ('bbox', 'segm')
+            for metric in (METRICS[:1] if headline_only else METRICS)
+            if f'coco/{kind}_{metric}' in keys]
+
+
+def _cell(metrics, key, spec):
+    return format(metrics[key], spec) if key in metrics else ''
 
 
 def table(document) -> str:
-    kinds = [k for k in ('bbox', 'segm') if any(f'coco/{k}_mAP' in r['metrics']
-                                                for r in document['arms'])]
-    header = ['model', 'params M', 's/iter'] + [f'{k} {m}' for k in kinds for m in METRICS]
+    columns = metric_columns([arm['metrics'] for arm in document['arms']])
+    header = ['model', 'params M', 's/iter'] + [name for name, _, _ in columns]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for arm in document['arms']:
         cells = [arm['name'], f"{arm['params_m']:.1f}", f"{arm['seconds_per_iter']:.2f}"]
-        cells += [f"{arm['metrics'].get(f'coco/{k}_{m}', float('nan')):.3f}"
-                  for k in kinds for m in METRICS]
+        cells += [_cell(arm['metrics'], key, spec) for _, key, spec in columns]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
 def curve_table(document) -> str:
-    """Passes down, one bbox (and segm) mAP column per arm, each with its minutes."""
+    """One row per evaluation during training; per arm its iterations, training
+    minutes and headline metrics there."""
     arms = [arm for arm in document['arms'] if arm.get('curve')]
-    kinds = [k for k in ('bbox', 'segm') if f'coco/{k}_mAP' in arms[0]['curve'][0]['metrics']]
-    header = ['passes'] + [f"{arm['name']}: {cell}" for arm in arms
-                           for cell in ['train min'] + [f'{k} mAP' for k in kinds]]
+    columns = metric_columns([point['metrics'] for arm in arms for point in arm['curve']],
+                             headline_only=True)
+    header = [f"{arm['name']}: {cell}" for arm in arms
+              for cell in ['iterations', 'train min'] + [name for name, _, _ in columns]]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for index in range(max(len(arm['curve']) for arm in arms)):
-        cells = [str(index + 1)]
+        cells = []
         for arm in arms:
             point = arm['curve'][index] if index < len(arm['curve']) else None
-            cells += [f"{point['train_minutes']:.1f}" if point else '']
-            cells += [f"{point['metrics'][f'coco/{k}_mAP']:.3f}" if point else ''
-                      for k in kinds]
+            cells += [str(point['iterations']), f"{point['train_minutes']:.1f}"] if point else ['', '']
+            cells += [_cell(point['metrics'] if point else {}, key, spec) for _, key, spec in columns]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -91,42 +132,52 @@ def curve_table(document) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--detector', choices=('mask_rcnn', 'retinanet'), default='mask_rcnn')
-    parser.add_argument('--epochs', type=int, help='default: the toy schedule (1)')
+    parser.add_argument('--model', choices=tuple(MODELS), default='mask_rcnn')
+    parser.add_argument('--epochs', type=int,
+                        help='detectors: passes (default: the toy schedule)')
+    parser.add_argument('--iters', type=int,
+                        help='Semantic FPN: iterations (default: the toy schedule)')
     parser.add_argument('--every-pass', action='store_true',
                         help='evaluate after every pass too: the learning curve')
-    parser.add_argument('--data-root', default='data/toy_coco')
+    parser.add_argument('--data-root', help='default: data/toy_coco (detectors), '
+                        'data/toy_ade (Semantic FPN); generated when missing')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir', default='work_dirs/toy_learning')
     parser.add_argument('--out', help='JSON path without suffix; default '
-                        'benchmarks/results/toy_learning_<detector>')
+                        'benchmarks/results/toy_learning_<model>')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='config overrides applied to both arms (ablations)')
     args = parser.parse_args(argv)
+    ours, control, library, default_root = MODELS[args.model]
+    segmentation = args.model == 'semantic_fpn'
+    if (args.iters if not segmentation else args.epochs) is not None:
+        parser.error('--epochs sets the detectors\' schedule (passes), --iters the '
+                     'Semantic FPN\'s (iterations)')
     os.chdir(ROOT)
     from mmengine.config import Config
-    from efficientvit_det.demo import ensure_toy_coco
+    from efficientvit_det.demo import ensure_toy_ade, ensure_toy_coco
     from efficientvit_det.fileio import atomic_path
     from efficientvit_det.latency import machine_info
     from efficientvit_det.registry import build_model_from_config
-    ensure_toy_coco(args.data_root)
-    out = args.out or f'benchmarks/results/toy_learning_{args.detector}'
+    data_root = args.data_root or default_root
+    (ensure_toy_ade if segmentation else ensure_toy_coco)(data_root)
+    out = args.out or f'benchmarks/results/toy_learning_{args.model}'
     arms = []
-    for name, pattern in ARMS.items():
-        config = pattern.format(detector=args.detector)
-        cfg = Config.fromfile(config)
-        epochs = args.epochs or cfg.train_cfg.max_epochs
-        params = sum(p.numel() for p in build_model_from_config(cfg).parameters()) / 1e6
-        print(f'[toy_learning] {name}: training {config} for {epochs} epochs')
+    for name, config in ((OURS, ours), (CONTROL.format(library=library), control)):
+        length = args.iters if segmentation else args.epochs
+        options = run_options(args.model, config, data_root, length, args.every_pass)
+        options += [f'randomness.seed={args.seed}'] + args.cfg_options
+        params = sum(p.numel() for p in
+                     build_model_from_config(Config.fromfile(config)).parameters()) / 1e6
+        print(f'[toy_learning] {name}: training {config}')
         per_iter, iters, minutes, metrics, curve = train_and_evaluate(
-            config, osp.join(args.work_dir, f'{args.detector}_{len(arms)}'), args.data_root,
-            epochs, args.seed, args.cfg_options, args.every_pass)
-        arms.append(dict(name=name, config=config, epochs=epochs, iterations=iters,
+            config, osp.join(args.work_dir, f'{args.model}_{len(arms)}'), options)
+        arms.append(dict(name=name, config=config, iterations=iters,
                          params_m=params, train_minutes=minutes, seconds_per_iter=per_iter,
                          metrics={k: float(v) for k, v in metrics.items()}, curve=curve))
     document = dict(command='python ' + ' '.join([osp.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
                     time=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_info(),
-                    seed=args.seed, data_root=args.data_root, cfg_options=args.cfg_options,
+                    seed=args.seed, data_root=data_root, cfg_options=args.cfg_options,
                     arms=arms)
     with atomic_path(out + '.json') as partial, open(partial, 'w') as f:
         json.dump(document, f, indent=2)

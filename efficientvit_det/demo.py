@@ -3,6 +3,8 @@ COCO evaluation -> predictions on the val images through the inference tool's
 code path (drawn images + COCO results JSON) and a loss curve."""
 import argparse
 import json
+import math
+import os
 import os.path as osp
 import time
 from typing import List, Optional
@@ -10,7 +12,7 @@ from typing import List, Optional
 from .analysis import plot_curves
 from .cli import format_metrics, newest_complete_checkpoint, train_main
 from .inference import build_inferencer, run_inference
-from .toy_data import make_coco_toy, toy_coco_mismatch
+from .toy_data import make_ade_toy, make_coco_toy, toy_coco_mismatch
 
 DEFAULT_CONFIG = 'configs/toy/mask_rcnn_shvit_s1_toy.py'
 
@@ -50,6 +52,40 @@ def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None,
     first_evaluation = 1 if every_pass else epochs + 1
     return options + [f'train_cfg.max_epochs={epochs}',
                       f'train_cfg.val_interval={first_evaluation}',
+                      f'train_cfg.val_begin={first_evaluation}']
+
+
+def ensure_toy_ade(root: str) -> None:
+    """Generate the built-in toy ADE20K dataset at ``root`` unless one is there."""
+    labels = osp.join(root, 'annotations', 'training')
+    if osp.isdir(labels):
+        print(f'[demo] toy ADE20K dataset found at {root} ({len(os.listdir(labels))} training '
+              'images; tools/make_toy_data.py writes the current one)')
+        return
+    print(f'[demo] generating the toy ADE20K dataset at {root} ...')
+    make_ade_toy(root)
+
+
+def toy_seg_run_options(config: str, data_root: str, iters: Optional[int] = None,
+                        every_pass: bool = False) -> List[str]:
+    """``--cfg-options`` that train the toy Semantic FPN ``config`` on the toy ADE20K
+    data at ``data_root`` for ``iters`` (default: the config's), with every schedule
+    that ends with training made to end with it, and evaluate once, afterwards (or,
+    with ``every_pass``, after every pass over the training images too)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    root = data_root.rstrip('/') + '/'
+    options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+    configured = cfg.train_cfg.max_iters
+    iters = iters or configured
+    options += [f'param_scheduler.{index}.end={iters}'
+                for index, scheduler in enumerate(cfg.param_scheduler)
+                if scheduler.get('end') == configured]
+    images = len(os.listdir(osp.join(root, 'annotations', 'training')))
+    per_pass = math.ceil(images / cfg.train_dataloader.batch_size)
+    # the iteration loop validates every val_interval iterations from val_begin on
+    first_evaluation = per_pass if every_pass else iters + 1
+    return options + [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={first_evaluation}',
                       f'train_cfg.val_begin={first_evaluation}']
 
 

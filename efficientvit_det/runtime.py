@@ -15,7 +15,9 @@
 * ``LoadImageFromFile`` (replacing mmcv's under that name in the mmdet and mmseg
   scopes, so mmdet's / mmseg's tools still recognise the pipeline): names
   unreadable files (missing, empty, corrupt), and with ``ignore_empty=True``
-  (training) logs and skips them instead of crashing a worker.
+  (training) logs and skips them instead of crashing a worker;
+* ``ClassIoUMetric`` (``seg_metric.py``, with mmseg): each class's IoU returned,
+  not only printed.
 """
 import importlib
 import json
@@ -214,7 +216,8 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
 
 def register(scopes) -> None:
     """Hooks and the checkpoint backend in mmengine's registries; the image loader
-    under mmcv's name in the registries of ``scopes`` (mmdet, mmseg)."""
+    under mmcv's name in the registries of ``scopes`` (mmdet, mmseg); with mmseg,
+    ``ClassIoUMetric`` (per-class IoU in the returned metrics)."""
     from mmengine.fileio import register_backend
     from mmengine.registry import HOOKS
     register_backend('atomic_local', AtomicLocalBackend, force=True)
@@ -223,3 +226,7 @@ def register(scopes) -> None:
     for scope in scopes:
         transforms = importlib.import_module(f'{scope}.registry').TRANSFORMS
         transforms.register_module(name='LoadImageFromFile', module=LoadImageFromFile, force=True)
+    if 'mmseg' in scopes:
+        from mmseg.registry import METRICS
+        from .seg_metric import ClassIoUMetric
+        METRICS.register_module(module=ClassIoUMetric, force=True)

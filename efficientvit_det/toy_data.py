@@ -20,6 +20,10 @@ COCO_CATEGORIES = [dict(id=1, name='circle', supercategory='shape'),
                    dict(id=3, name='triangle', supercategory='shape')]
 #: ADE20K label ids (1-based, before reduce_zero_label) used by the toy scenes
 ADE_BACKGROUND, ADE_SHAPE_LABELS = 1, {'circle': 2, 'rectangle': 3, 'triangle': 4}
+#: what the toy classes are, by the ADE20K names of their labels (the names under
+#: which mmseg reports per-class results: labels 1-4 are ADE's first four classes)
+ADE_TOY_CLASS_NAMES = {'wall': 'background', 'building': 'circle', 'sky': 'rectangle',
+                       'floor': 'triangle'}
 
 
 #: changes whenever the generator's output does: the demo regenerates toy data it
@@ -30,6 +34,9 @@ TOY_COCO_DESCRIPTION = 'efficientvit_det toy shapes'
 #: each about once (the earlier 96, seen 12 times, are part of why that recipe
 #: learned 3x less; benchmarks/README.md)
 TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES = 1600, 24
+#: the built-in toy ADE20K dataset: as many training images for the same reason (the
+#: earlier 96, seen 50 times by the toy Semantic FPN, were memorised, not learned)
+TOY_ADE_TRAIN_IMAGES, TOY_ADE_VAL_IMAGES = 1600, 24
 
 
 def split_rng(seed: int, split: str) -> np.random.Generator:
@@ -189,7 +196,8 @@ def toy_coco_mismatch(root: str) -> Optional[str]:
     return None
 
 
-def make_ade_toy(root: str, num_train: int = 96, num_val: int = 24,
+def make_ade_toy(root: str, num_train: int = TOY_ADE_TRAIN_IMAGES,
+                 num_val: int = TOY_ADE_VAL_IMAGES,
                  image_size: Tuple[int, int] = (256, 192), max_objects: int = 4,
                  seed: int = 0) -> str:
     """Write an ADE20K-format segmentation dataset under ``root``.

@@ -17,6 +17,7 @@ from efficientvit_det.registry import PyramidStrideError
 from efficientvit_det.registry import build_model_from_config as build_from_config
 from efficientvit_det.toy_data import make_coco_toy
 from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,20 +75,29 @@ def test_every_config_builds_and_runs(path):
             assert tuple(result.pred_instances.masks.shape[1:]) == (96, 160)
 
 
-@pytest.mark.parametrize('detector', ['mask_rcnn', 'retinanet'])
-def test_toy_learning_controls_differ_only_in_backbone_and_neck(detector):
-    """benchmarks/toy_learning.py's control is the toy config with mmdet's ResNet-18 +
-    FPN: everything else (data, schedule, optimizer, heads) is the toy config's."""
-    ours = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', f'{detector}_shvit_s1_toy.py'))
-    control = Config.fromfile(os.path.join(ROOT, 'benchmarks', 'configs',
-                                           f'{detector}_r18_toy.py'))
+@pytest.mark.parametrize('ours,control', [
+    ('mask_rcnn_shvit_s1_toy.py', 'mask_rcnn_r18_toy.py'),
+    ('retinanet_shvit_s1_toy.py', 'retinanet_r18_toy.py'),
+    ('fpn_shvit_s1_ade20k_toy.py', 'fpn_r18_ade20k_toy.py')])
+def test_toy_learning_controls_differ_only_in_backbone_and_neck(ours, control):
+    """benchmarks/toy_learning.py's control is the toy config with mmdet's / mmseg's
+    ResNet-18 + FPN: everything else (data, schedule, optimizer, heads, the width of
+    the pyramid) is the toy config's."""
+    ours = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', ours))
+    control = Config.fromfile(os.path.join(ROOT, 'benchmarks', 'configs', control))
     for key in set(ours) | set(control):
         if key not in ('model', 'resnet18_backbone'):
             assert control.get(key) == ours.get(key), key
     assert {k for k in ours.model if ours.model[k] != control.model[k]} == {'backbone', 'neck'}
+    assert control.model.neck.out_channels == ours.model.neck.out_channels
     model = build_from_config(control)
     assert type(model.backbone).__name__ == 'ResNet' and model.backbone.depth == 18
-    assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4
+    if 'decode_head' in control.model:
+        model = revert_sync_batchnorm(model)  # SyncBN needs a process group
+        logits = model(torch.rand(1, 3, 64, 96) * 255, mode='tensor')
+        assert tuple(logits.shape) == (1, control.model.decode_head.num_classes, 16, 24)
+    else:
+        assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4
 
 
 # ----------------------------------------------------------------------------- the neck

@@ -42,13 +42,14 @@ def test_demo_writes_metrics_predictions_and_loss_curve(tmp_path, capsys):
     assert 'python tools/infer.py IMAGES' in printed
 
 
+TOY_SEG_CONFIG = os.path.join(ROOT, 'configs', 'toy', 'fpn_shvit_s1_ade20k_toy.py')
+
+
 def _seg_options(root, iters):
-    options = [f'{s}_dataloader.dataset.data_root={root}/' for s in ('train', 'val', 'test')]
+    options = demo.toy_seg_run_options(TOY_SEG_CONFIG, str(root), iters)
     options += [f'{s}_dataloader.num_workers=0' for s in ('train', 'val', 'test')]
     options += [f'{s}_dataloader.persistent_workers=False' for s in ('train', 'val', 'test')]
-    return options + [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
-                      f'param_scheduler.1.end={iters}',
-                      f'default_hooks.checkpoint.interval={iters}', 'randomness.seed=0']
+    return options + ['randomness.seed=0']
 
 
 def iou_by_class(predicted_dir, label_dir, classes):
@@ -77,7 +78,7 @@ def test_training_learns_the_shapes_and_the_test_tool_loads_the_checkpoint(tmp_p
     one of the same config."""
     data = tmp_path / 'toy_ade'
     make_ade_toy(str(data), num_train=48, num_val=8, seed=2)
-    config = os.path.join(ROOT, 'configs', 'toy', 'fpn_shvit_s1_ade20k_toy.py')
+    config = TOY_SEG_CONFIG
     iters = E2E_ITERS
     cli.train_main([config, '--work-dir', str(tmp_path / 'trained'),
                     '--cfg-options', *_seg_options(data, iters)])
@@ -198,6 +199,29 @@ def test_toy_run_options_stretch_the_schedule_with_the_epochs():
     assert int(cfg.param_scheduler[1].end) == 1 == int(cfg.train_cfg.max_epochs)
 
 
+def test_toy_seg_run_options_end_the_decay_with_training(tmp_path):
+    """The toy Semantic FPN for N iterations (benchmarks/toy_learning.py --iters, the
+    tests): the poly decay ends with them, the warm-up stays; evaluation once,
+    afterwards, or with every_pass after every pass over the training images (label
+    maps / batch size, rounded up) too."""
+    from mmengine.config import Config
+    os.makedirs(tmp_path / 'annotations' / 'training')
+    for index in range(17):
+        open(tmp_path / 'annotations' / 'training' / f'{index}.png', 'w').close()
+    cfg = Config.fromfile(TOY_SEG_CONFIG)
+    cfg.merge_from_dict(dict(o.split('=', 1) for o in
+                             demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path), 90)))
+    warmup, decay = cfg.param_scheduler
+    assert (warmup.type, int(warmup.end)) == ('LinearLR', 50)
+    assert (decay.type, int(decay.end)) == ('PolyLR', 90)
+    assert int(cfg.train_cfg.max_iters) == 90 and int(cfg.train_cfg.val_begin) == 91
+    assert cfg.train_dataloader.dataset.data_root == f'{tmp_path}/'
+    assert cfg.train_dataloader.batch_size == 8
+    every_pass = dict(o.split('=', 1) for o in
+                      demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path), 90, True))
+    assert every_pass['train_cfg.val_interval'] == '3' == every_pass['train_cfg.val_begin']
+
+
 def test_toy_data_is_deterministic_for_a_seed(tmp_path):
     import filecmp
     for name, seed in (('a', 4), ('b', 4), ('c', 5)):
@@ -225,10 +249,11 @@ def test_toy_data_is_deterministic_for_a_seed(tmp_path):
     assert {0, 1} <= labels <= {0, 1, *ADE_SHAPE_LABELS.values()}
 
 
-def _toy_learning_with_a_fake_trainer(monkeypatch, val_history=(0.5,)):
+def _toy_learning_with_a_fake_trainer(monkeypatch, history, iterations, final=None):
     """benchmarks/toy_learning.py with training replaced by a runner that took ten
-    seconds per iteration, 3 iterations per pass, and evaluated to ``val_history``
-    (one bbox mAP per pass); returns the module and the list of train argvs."""
+    seconds per iteration for ``iterations``, evaluated during training to
+    ``history`` ({metric: a value per evaluation}) and in its final test to ``final``
+    (default: the last evaluation); returns the module and the list of train argvs."""
     import importlib.util
     import types
     spec = importlib.util.spec_from_file_location(
@@ -236,26 +261,32 @@ def _toy_learning_with_a_fake_trainer(monkeypatch, val_history=(0.5,)):
     toy_learning = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(toy_learning)
     calls = []
-    passes = len(val_history)
 
     def fake_train(argv):
         calls.append(argv)
-        history = {'train/time': np.full(3 * passes, 10.0),
-                   'val/coco/bbox_mAP': np.array(val_history)}
+        scalars = {'train/time': np.full(iterations, 10.0)}
+        scalars.update({f'val/{key}': np.array(values) for key, values in history.items()})
         hub = types.SimpleNamespace(
-            get_scalar=lambda key: types.SimpleNamespace(data=[history[key]]))
-        return types.SimpleNamespace(message_hub=hub, iter=3 * passes,
-                                     test=lambda: {'coco/bbox_mAP': val_history[-1]})
+            log_scalars=scalars, get_scalar=lambda key: types.SimpleNamespace(data=[scalars[key]]))
+        return types.SimpleNamespace(
+            message_hub=hub, iter=iterations,
+            test=lambda: final or {key: values[-1] for key, values in history.items()})
     monkeypatch.setattr(cli, 'train_main', fake_train)
     monkeypatch.setattr(demo, 'ensure_toy_coco', lambda root: None)
+    monkeypatch.setattr(demo, 'ensure_toy_ade', lambda root: None)
     monkeypatch.chdir(ROOT)  # the script works from the repository root; restored after
     return toy_learning, calls
+
+
+def _options(argv):
+    return dict(option.split('=', 1) for option in argv[argv.index('--cfg-options') + 1:])
 
 
 def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
     """benchmarks/toy_learning.py --cfg-options: the same change reaches ours and the
     control, after the toy options (so it wins), and the JSON records it."""
-    toy_learning, calls = _toy_learning_with_a_fake_trainer(monkeypatch)
+    toy_learning, calls = _toy_learning_with_a_fake_trainer(
+        monkeypatch, {}, 3, final={'coco/bbox_mAP': 0.5})
     ablation = 'model.roi_head.bbox_roi_extractor.finest_scale=14'
     document = toy_learning.main(['--out', str(tmp_path / 'result'), '--data-root', 'd',
                                   '--cfg-options', ablation])
@@ -269,18 +300,55 @@ def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
 
 def test_toy_learning_every_pass_records_the_learning_curve(tmp_path, monkeypatch, capsys):
     """--every-pass evaluates after each pass (later options win over the toy run's
-    evaluate-once) and records, per pass, the training minutes so far and the
-    metrics: the learning curve, printed as a table."""
-    toy_learning, calls = _toy_learning_with_a_fake_trainer(monkeypatch, (0.1, 0.2, 0.3))
+    evaluate-once) and records, per evaluation, the iterations and training minutes
+    so far and the metrics: the learning curve, printed as a table."""
+    toy_learning, calls = _toy_learning_with_a_fake_trainer(
+        monkeypatch, {'coco/bbox_mAP': [0.1, 0.2, 0.3]}, 9)
     document = toy_learning.main(['--out', str(tmp_path / 'result'), '--data-root', 'd',
                                   '--epochs', '3', '--every-pass'])
     for argv in calls:
-        options = dict(option.split('=', 1) for option in argv[argv.index('--cfg-options') + 1:])
+        options = _options(argv)
         assert options['train_cfg.val_interval'] == '1' == options['train_cfg.val_begin']
     curve = json.load(open(tmp_path / 'result.json'))['arms'][0]['curve']
     assert curve == document['arms'][0]['curve'] == [
-        dict(passes=index + 1, train_minutes=pytest.approx(0.5 * (index + 1)),
+        dict(iterations=3 * (index + 1), train_minutes=pytest.approx(0.5 * (index + 1)),
              metrics={'coco/bbox_mAP': pytest.approx(0.1 * (index + 1))})
         for index in range(3)]
-    assert re.search(r'^\| 3 \| 1\.5 \| 0\.300 \| 1\.5 \| 0\.300 \|$', capsys.readouterr().out,
-                     re.MULTILINE)
+    assert re.search(r'^\| 9 \| 1\.5 \| 0\.300 \| 9 \| 1\.5 \| 0\.300 \|$',
+                     capsys.readouterr().out, re.MULTILINE)
+
+
+def test_toy_learning_semantic_fpn_reports_each_class(tmp_path, monkeypatch, capsys):
+    """--model semantic_fpn: both arms (ours, mmseg's ResNet-18) on the toy ADE20K
+    data for --iters iterations, evaluated after every pass over the training images
+    (here 20 images at batch 8: every 3 iterations) and at the end; the tables name
+    the toy classes (not their ADE20K names) and show each one's IoU."""
+    data = tmp_path / 'ade'
+    os.makedirs(data / 'annotations' / 'training')
+    for index in range(20):
+        open(data / 'annotations' / 'training' / f'{index}.png', 'w').close()
+    history = {'mIoU': [30.0, 40.0, 50.0], 'IoU.wall': [90.0, 95.0, 97.0],
+               'IoU.building': [10.0, 20.0, 42.5], 'IoU.sky': [5.0, 7.0, 9.0],
+               'IoU.floor': [15.0, 38.0, 51.5]}
+    toy_learning, calls = _toy_learning_with_a_fake_trainer(monkeypatch, history, 7)
+    document = toy_learning.main(['--model', 'semantic_fpn', '--iters', '7', '--every-pass',
+                                  '--data-root', str(data), '--out', str(tmp_path / 'result')])
+    assert [argv[0] for argv in calls] == ['configs/toy/fpn_shvit_s1_ade20k_toy.py',
+                                          'benchmarks/configs/fpn_r18_ade20k_toy.py']
+    options = _options(calls[1])
+    assert options['train_cfg.max_iters'] == '7' == options['param_scheduler.1.end']
+    assert options['train_cfg.val_interval'] == '3' == options['train_cfg.val_begin']
+    assert options['train_dataloader.dataset.data_root'] == f'{data}/'
+    curve = document['arms'][1]['curve']
+    assert [point['iterations'] for point in curve] == [3, 6, 7]
+    assert [point['train_minutes'] for point in curve] == pytest.approx([0.5, 1.0, 70 / 60])
+    assert curve[2]['metrics'] == {key: values[-1] for key, values in history.items()}
+    out = capsys.readouterr().out
+    assert re.search(r'^\| model \| params M \| s/iter \| mIoU \| IoU background \| '
+                     r'IoU circle \| IoU rectangle \| IoU triangle \|$', out, re.MULTILINE)
+    assert re.search(r'^\| SHViT-S1 \+ TransposedFPN \(ours\) \| [\d.]+ \| 10\.00 \| 50\.0 \| '
+                     r'97\.0 \| 42\.5 \| 9\.0 \| 51\.5 \|$', out, re.MULTILINE)
+    assert re.search(r'^\| 7 \| 1\.2 \| 50\.0 \| 97\.0 \| 42\.5 \| 9\.0 \| 51\.5 \| 7 \|',
+                     out, re.MULTILINE)
+    with pytest.raises(SystemExit):  # passes are the detectors' schedule
+        toy_learning.main(['--model', 'semantic_fpn', '--epochs', '2'])

@@ -114,6 +114,37 @@ def test_perfect_prediction_gives_miou_100(tmp_path):
     assert results['aAcc'] == pytest.approx(100.0)
 
 
+def test_class_iou_metric_returns_the_iou_of_each_present_class():
+    """ClassIoUMetric (the toy configs' evaluator): each class's IoU among the
+    returned metrics, exact, including a class that is labelled but never predicted
+    (0: what a background-only model scores); a class neither labelled nor predicted
+    outside ignored pixels is left out, as mIoU leaves it out."""
+    from mmseg.registry import METRICS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        metric = METRICS.build(dict(type='ClassIoUMetric', iou_metrics=['mIoU']))
+    metric.dataset_meta = dict(classes=('bg', 'circle', 'rectangle', 'triangle', 'unused'))
+    label = torch.tensor([[0, 0, 1, 1], [2, 2, 3, 255]])
+    prediction = torch.tensor([[0, 0, 1, 2], [2, 2, 0, 4]])  # 4 only where ignored
+    metric.process([], [dict(pred_sem_seg=dict(data=prediction[None]),
+                             gt_sem_seg=dict(data=label[None]))])
+    metrics = metric.compute_metrics(metric.results)
+    per_class = {key: value for key, value in metrics.items() if key.startswith('IoU.')}
+    assert per_class == pytest.approx({'IoU.bg': 66.67, 'IoU.circle': 50.0,
+                                       'IoU.rectangle': 66.67, 'IoU.triangle': 0.0})
+    assert metrics['mIoU'] == pytest.approx(sum(per_class.values()) / 4, abs=0.01)
+
+
+def test_toy_class_names_are_the_ade20k_names_of_their_labels():
+    """The tables of benchmarks/toy_learning.py name the toy classes through
+    ADE_TOY_CLASS_NAMES: it must match what mmseg calls the toy labels."""
+    from mmseg.datasets import ADE20KDataset
+    from efficientvit_det.toy_data import ADE_BACKGROUND, ADE_SHAPE_LABELS, ADE_TOY_CLASS_NAMES
+    classes = ADE20KDataset.METAINFO['classes']  # label L is class L - 1 (reduce_zero_label)
+    labels = dict(background=ADE_BACKGROUND, **ADE_SHAPE_LABELS)
+    assert {classes[label - 1]: toy for toy, label in labels.items()} == ADE_TOY_CLASS_NAMES
+
+
 def test_test_tool_reports_miou(tmp_path):
     config = os.path.join(ROOT, 'configs', 'toy', 'fpn_shvit_s1_ade20k_toy.py')
     root = str(tmp_path / 'ade')
