@@ -36,11 +36,11 @@ MODELS = {
 METRICS = ('mAP', 'mAP_50', 'mAP_s', 'mAP_m', 'mAP_l')
 
 
-def run_options(model, config, data_root, length, every_pass):
+def run_options(segmentation, config, data_root, length, every_pass):
     """The toy run's ``--cfg-options`` for ``length`` passes (detection) or iterations
     (segmentation); None: the config's schedule."""
     from efficientvit_det.demo import toy_run_options, toy_seg_run_options
-    if model == 'semantic_fpn':
+    if segmentation:
         return toy_seg_run_options(config, data_root, length, every_pass)
     return toy_run_options(config, data_root, length, every_pass)
 
@@ -65,17 +65,26 @@ def learning_curve(runner, metrics, iter_seconds, options):
     settings = dict(option.split('=', 1) for option in options)
     history = {key: runner.message_hub.get_scalar(f'val/{key}').data[0]
                for key in metrics if f'val/{key}' in runner.message_hub.log_scalars}
-    evaluations = min((len(values) for values in history.values()), default=0)
-    if not evaluations:
-        return []
-    # the loops validate every val_interval passes (epoch loop) or iterations, and last
-    unit = runner.iter // int(settings['train_cfg.max_epochs']) \
-        if 'train_cfg.max_epochs' in settings else 1
-    every = int(settings['train_cfg.val_interval']) * unit
-    iterations = [min(every * (index + 1), runner.iter) for index in range(evaluations)]
+    evaluations = max((len(values) for values in history.values()), default=0)
+    # a class predicted in only some evaluations has a shorter history: left out
+    history = {key: values for key, values in history.items() if len(values) == evaluations}
+    iterations = evaluation_iterations(settings, runner.iter)[:evaluations]
     return [dict(iterations=at, train_minutes=float(iter_seconds[:at].sum()) / 60,
                  metrics={key: float(values[index]) for key, values in history.items()})
             for index, at in enumerate(iterations)]
+
+
+def evaluation_iterations(settings, iterations):
+    """The iterations after which mmengine's training loops validate, given the run's
+    ``--cfg-options``: every val_interval passes (epoch loop) or iterations from
+    val_begin on, and after the last."""
+    by_epoch = 'train_cfg.max_epochs' in settings
+    length = int(settings['train_cfg.max_epochs' if by_epoch else 'train_cfg.max_iters'])
+    unit = iterations // length if by_epoch else 1
+    begin = int(settings.get('train_cfg.val_begin', 1))
+    interval = int(settings['train_cfg.val_interval'])
+    return [step * unit for step in range(1, length + 1)
+            if step >= begin and (step % interval == 0 or step == length)]
 
 
 def metric_columns(metric_sets, headline_only=False):
@@ -114,6 +123,8 @@ def curve_table(document) -> str:
     """One row per evaluation during training; per arm its iterations, training
     minutes and headline metrics there."""
     arms = [arm for arm in document['arms'] if arm.get('curve')]
+    if not arms:  # no evaluation fell inside training (a run shorter than a pass)
+        return 'no evaluation during training: no learning curve'
     columns = metric_columns([point['metrics'] for arm in arms for point in arm['curve']],
                              headline_only=True)
     header = [f"{arm['name']}: {cell}" for arm in arms
@@ -150,7 +161,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     ours, control, library, default_root = MODELS[args.model]
     segmentation = args.model == 'semantic_fpn'
-    if (args.iters if not segmentation else args.epochs) is not None:
+    length = args.iters if segmentation else args.epochs
+    if (args.epochs if segmentation else args.iters) is not None:
         parser.error('--epochs sets the detectors\' schedule (passes), --iters the '
                      'Semantic FPN\'s (iterations)')
     os.chdir(ROOT)
@@ -164,8 +176,7 @@ def main(argv=None):
     out = args.out or f'benchmarks/results/toy_learning_{args.model}'
     arms = []
     for name, config in ((OURS, ours), (CONTROL.format(library=library), control)):
-        length = args.iters if segmentation else args.epochs
-        options = run_options(args.model, config, data_root, length, args.every_pass)
+        options = run_options(segmentation, config, data_root, length, args.every_pass)
         options += [f'randomness.seed={args.seed}'] + args.cfg_options
         params = sum(p.numel() for p in
                      build_model_from_config(Config.fromfile(config)).parameters()) / 1e6

@@ -10,7 +10,7 @@ import time
 from typing import List, Optional
 
 from .analysis import plot_curves
-from .cli import format_metrics, newest_complete_checkpoint, train_main
+from .cli import DatasetError, format_metrics, newest_complete_checkpoint, train_main
 from .inference import build_inferencer, run_inference
 from .toy_data import make_ade_toy, make_coco_toy, toy_coco_mismatch
 
@@ -28,6 +28,11 @@ def ensure_toy_coco(root: str) -> None:
     make_coco_toy(root)
 
 
+def data_root_options(root: str) -> List[str]:
+    """``--cfg-options`` that point the train, val and test data at ``root``."""
+    return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+
+
 def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None,
                     every_pass: bool = False) -> List[str]:
     """``--cfg-options`` that train ``config`` on the toy COCO data at ``data_root``
@@ -37,7 +42,7 @@ def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None,
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     root = data_root.rstrip('/') + '/'
-    options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+    options = data_root_options(root)
     options += [f'{split}_evaluator.ann_file={root}annotations/instances_val.json'
                 for split in ('val', 'test')]
     configured = cfg.train_cfg.max_epochs
@@ -56,12 +61,17 @@ def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None,
 
 
 def ensure_toy_ade(root: str) -> None:
-    """Generate the built-in toy ADE20K dataset at ``root`` unless one is there."""
+    """Generate the built-in toy ADE20K dataset at ``root`` unless one is there; a
+    folder that holds something else (or half a dataset) is left as it is."""
     labels = osp.join(root, 'annotations', 'training')
-    if osp.isdir(labels):
+    if all(osp.isdir(osp.join(root, 'annotations', split)) for split in ('training', 'validation')):
         print(f'[demo] toy ADE20K dataset found at {root} ({len(os.listdir(labels))} training '
               'images; tools/make_toy_data.py writes the current one)')
         return
+    if osp.isdir(root) and os.listdir(root):
+        raise DatasetError(f'{root} is not empty and holds no ADE20K-format dataset '
+                           '(annotations/training and annotations/validation): pass another '
+                           '--data-root, or remove the folder to have the toy data written there')
     print(f'[demo] generating the toy ADE20K dataset at {root} ...')
     make_ade_toy(root)
 
@@ -75,16 +85,19 @@ def toy_seg_run_options(config: str, data_root: str, iters: Optional[int] = None
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     root = data_root.rstrip('/') + '/'
-    options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+    options = data_root_options(root)
     configured = cfg.train_cfg.max_iters
-    iters = iters or configured
+    iters = configured if iters is None else iters
     options += [f'param_scheduler.{index}.end={iters}'
                 for index, scheduler in enumerate(cfg.param_scheduler)
                 if scheduler.get('end') == configured]
-    images = len(os.listdir(osp.join(root, 'annotations', 'training')))
-    per_pass = math.ceil(images / cfg.train_dataloader.batch_size)
     # the iteration loop validates every val_interval iterations from val_begin on
-    first_evaluation = per_pass if every_pass else iters + 1
+    first_evaluation = iters + 1
+    if every_pass:
+        images = len(os.listdir(osp.join(root, 'annotations', 'training')))
+        if not images:
+            raise DatasetError(f'{root}annotations/training holds no label maps')
+        first_evaluation = math.ceil(images / cfg.train_dataloader.batch_size)
     return options + [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={first_evaluation}',
                       f'train_cfg.val_begin={first_evaluation}']
 

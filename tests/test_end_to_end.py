@@ -126,7 +126,7 @@ def test_training_learns_each_shape_class_on_the_images_it_saw(tmp_path):
     assert all(iou > CLASS_FIT_IOU_BOUND for iou in ious), dict(zip(ADE_SHAPE_LABELS, ious))
     from efficientvit_det.toy_data import ADE_TOY_CLASS_NAMES
     reported = {ADE_TOY_CLASS_NAMES[key[4:]]: value / 100 for key, value in metrics.items()
-                if key.startswith('IoU.')}
+                if key.startswith('IoU.') and key[4:] in ADE_TOY_CLASS_NAMES}
     assert [reported[shape] for shape in ADE_SHAPE_LABELS] == pytest.approx(ious, abs=0.005)
 
 
@@ -230,6 +230,26 @@ def test_toy_run_options_stretch_the_schedule_with_the_epochs():
     assert int(cfg.param_scheduler[1].end) == 1 == int(cfg.train_cfg.max_epochs)
 
 
+def test_ensure_toy_ade_generates_only_where_nothing_is(tmp_path, monkeypatch, capsys):
+    """The toy ADE20K data is written where there is none, found (and counted) where
+    it is, and a folder holding anything else (half a dataset included) is refused
+    with its path and left as it is."""
+    written = []
+    monkeypatch.setattr(demo, 'make_ade_toy', lambda root: written.append(root) or
+                        make_ade_toy(root, num_train=3, num_val=1))
+    demo.ensure_toy_ade(str(tmp_path / 'new'))
+    assert written == [str(tmp_path / 'new')]
+    demo.ensure_toy_ade(str(tmp_path / 'new'))
+    assert len(written) == 1 and '(3 training images' in capsys.readouterr().out
+    os.makedirs(tmp_path / 'half' / 'annotations' / 'training')
+    (tmp_path / 'mine').mkdir()
+    (tmp_path / 'mine' / 'notes.txt').write_text('mine')
+    for name in ('half', 'mine'):
+        with pytest.raises(cli.DatasetError, match=f'{tmp_path / name} is not empty'):
+            demo.ensure_toy_ade(str(tmp_path / name))
+    assert len(written) == 1 and (tmp_path / 'mine' / 'notes.txt').read_text() == 'mine'
+
+
 def test_toy_seg_run_options_end_the_decay_with_training(tmp_path):
     """The toy Semantic FPN for N iterations (benchmarks/toy_learning.py --iters, the
     tests): the poly decay ends with them, the warm-up stays; evaluation once,
@@ -247,7 +267,13 @@ def test_toy_seg_run_options_end_the_decay_with_training(tmp_path):
     assert (decay.type, int(decay.end)) == ('PolyLR', 90)
     assert int(cfg.train_cfg.max_iters) == 90 and int(cfg.train_cfg.val_begin) == 91
     assert cfg.train_dataloader.dataset.data_root == f'{tmp_path}/'
+    assert cfg.val_dataloader.dataset.data_root == f'{tmp_path}/'
+    assert cfg.test_dataloader.dataset.data_root == f'{tmp_path}/'
     assert cfg.train_dataloader.batch_size == 8
+    assert demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path / 'absent'), 90)  # counts nothing
+    os.makedirs(tmp_path / 'empty' / 'annotations' / 'training')
+    with pytest.raises(cli.DatasetError, match='annotations/training holds no label maps'):
+        demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path / 'empty'), 90, True)
     every_pass = dict(o.split('=', 1) for o in
                       demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path), 90, True))
     assert every_pass['train_cfg.val_interval'] == '3' == every_pass['train_cfg.val_begin']
@@ -360,7 +386,7 @@ def test_toy_learning_semantic_fpn_reports_each_class(tmp_path, monkeypatch, cap
         open(data / 'annotations' / 'training' / f'{index}.png', 'w').close()
     history = {'mIoU': [30.0, 40.0, 50.0], 'IoU.wall': [90.0, 95.0, 97.0],
                'IoU.building': [10.0, 20.0, 42.5], 'IoU.sky': [5.0, 7.0, 9.0],
-               'IoU.floor': [15.0, 38.0, 51.5]}
+               'IoU.floor': [15.0, 38.0, 51.5], 'IoU.person': [3.0]}  # once: not in the curve
     toy_learning, calls = _toy_learning_with_a_fake_trainer(monkeypatch, history, 7)
     document = toy_learning.main(['--model', 'semantic_fpn', '--iters', '7', '--every-pass',
                                   '--data-root', str(data), '--out', str(tmp_path / 'result')])
@@ -373,13 +399,36 @@ def test_toy_learning_semantic_fpn_reports_each_class(tmp_path, monkeypatch, cap
     curve = document['arms'][1]['curve']
     assert [point['iterations'] for point in curve] == [3, 6, 7]
     assert [point['train_minutes'] for point in curve] == pytest.approx([0.5, 1.0, 70 / 60])
-    assert curve[2]['metrics'] == {key: values[-1] for key, values in history.items()}
+    assert curve[2]['metrics'] == {key: values[-1] for key, values in history.items()
+                                   if key != 'IoU.person'}
+    assert document['arms'][1]['metrics']['IoU.person'] == 3.0
     out = capsys.readouterr().out
     assert re.search(r'^\| model \| params M \| s/iter \| mIoU \| IoU background \| '
-                     r'IoU circle \| IoU rectangle \| IoU triangle \|$', out, re.MULTILINE)
+                     r'IoU circle \| IoU rectangle \| IoU triangle \| IoU person \|$', out,
+                     re.MULTILINE)
     assert re.search(r'^\| SHViT-S1 \+ TransposedFPN \(ours\) \| [\d.]+ \| 10\.00 \| 50\.0 \| '
-                     r'97\.0 \| 42\.5 \| 9\.0 \| 51\.5 \|$', out, re.MULTILINE)
+                     r'97\.0 \| 42\.5 \| 9\.0 \| 51\.5 \| 3\.0 \|$', out, re.MULTILINE)
     assert re.search(r'^\| 7 \| 1\.2 \| 50\.0 \| 97\.0 \| 42\.5 \| 9\.0 \| 51\.5 \| 7 \|',
                      out, re.MULTILINE)
     with pytest.raises(SystemExit):  # passes are the detectors' schedule
         toy_learning.main(['--model', 'semantic_fpn', '--epochs', '2'])
+    with pytest.raises(SystemExit):  # iterations the Semantic FPN's
+        toy_learning.main(['--model', 'retinanet', '--iters', '2'])
+
+
+def test_toy_learning_curve_follows_the_loops_validation_rule(tmp_path, monkeypatch, capsys):
+    """The curve's iterations are where mmengine's loops validate, also when an
+    ablation moves val_begin / val_interval; a run with no evaluation during
+    training says so instead of a curve."""
+    toy_learning, _ = _toy_learning_with_a_fake_trainer(monkeypatch, {'coco/bbox_mAP': [0.1, 0.2]}, 12)
+    document = toy_learning.main(['--out', str(tmp_path / 'a'), '--data-root', 'd', '--epochs', '4',
+                                  '--every-pass', '--cfg-options', 'train_cfg.val_begin=3'])
+    assert [point['iterations'] for point in document['arms'][0]['curve']] == [9, 12]
+    toy_learning, _ = _toy_learning_with_a_fake_trainer(monkeypatch, {}, 12, final={'mIoU': 5.0})
+    data = tmp_path / 'ade'
+    os.makedirs(data / 'annotations' / 'training')
+    (data / 'annotations' / 'training' / '0.png').write_bytes(b'')
+    toy_learning.main(['--model', 'semantic_fpn', '--iters', '12', '--data-root', str(data),
+                       '--every-pass', '--cfg-options', 'train_cfg.val_begin=13',
+                       '--out', str(tmp_path / 'b')])
+    assert 'no evaluation during training: no learning curve' in capsys.readouterr().out

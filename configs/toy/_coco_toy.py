@@ -54,7 +54,7 @@ toy_param_scheduler = [
 # RetinaNet from scratch needs three passes: after one its focal-loss classifier is
 # still near the prior (bbox mAP 0.007, the ResNet-18 control 0.006); after three
 # 0.057 vs the control's 0.043, at 0.7x its cost per iteration (~7 min on 2 cores;
-# benchmarks/toy_learning.py --detector retinanet). Same warm-up, the decay over three.
+# benchmarks/toy_learning.py --model retinanet). Same warm-up, the decay over three.
 toy_retinanet_max_epochs = 3
 toy_retinanet_train_cfg = dict(toy_train_cfg, max_epochs=toy_retinanet_max_epochs,
                                val_interval=toy_retinanet_max_epochs)

@@ -38,7 +38,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='ClassIoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-# schedule: 300 iterations at batch 8 (1.5 passes over the training images, ~9 min
+# schedule: 300 iterations at batch 8 (1.5 passes over the training images, ~8 min
 # on 2 cores) at a from-scratch learning rate (no lr auto-scaling), warm-up, poly decay
 max_iters = 300
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
