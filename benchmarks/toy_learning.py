@@ -36,15 +36,6 @@ MODELS = {
 METRICS = ('mAP', 'mAP_50', 'mAP_s', 'mAP_m', 'mAP_l')
 
 
-def run_options(segmentation, config, data_root, length, every_pass):
-    """The toy run's ``--cfg-options`` for ``length`` passes (detection) or iterations
-    (segmentation); None: the config's schedule."""
-    from efficientvit_det.demo import toy_run_options, toy_seg_run_options
-    if segmentation:
-        return toy_seg_run_options(config, data_root, length, every_pass)
-    return toy_run_options(config, data_root, length, every_pass)
-
-
 def train_and_evaluate(config, work_dir, options):
     """(seconds per training iteration as mmengine logs them, iterations, training
     minutes with start-up, final metrics, learning curve) of one arm trained with the
@@ -167,7 +158,7 @@ def main(argv=None):
                      'Semantic FPN\'s (iterations)')
     os.chdir(ROOT)
     from mmengine.config import Config
-    from efficientvit_det.demo import ensure_toy_ade, ensure_toy_coco
+    from efficientvit_det.demo import ensure_toy_ade, ensure_toy_coco, toy_run_options
     from efficientvit_det.fileio import atomic_path
     from efficientvit_det.latency import machine_info
     from efficientvit_det.registry import build_model_from_config
@@ -176,7 +167,7 @@ def main(argv=None):
     out = args.out or f'benchmarks/results/toy_learning_{args.model}'
     arms = []
     for name, config in ((OURS, ours), (CONTROL.format(library=library), control)):
-        options = run_options(segmentation, config, data_root, length, args.every_pass)
+        options = toy_run_options(config, data_root, length, args.every_pass)
         options += [f'randomness.seed={args.seed}'] + args.cfg_options
         params = sum(p.numel() for p in
                      build_model_from_config(Config.fromfile(config)).parameters()) / 1e6

@@ -28,36 +28,45 @@ def ensure_toy_coco(root: str) -> None:
     make_coco_toy(root)
 
 
-def data_root_options(root: str) -> List[str]:
-    """``--cfg-options`` that point the train, val and test data at ``root``."""
-    return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
-
-
-def toy_run_options(config: str, data_root: str, epochs: Optional[int] = None,
+def toy_run_options(config: str, data_root: str, length: Optional[int] = None,
                     every_pass: bool = False) -> List[str]:
-    """``--cfg-options`` that train ``config`` on the toy COCO data at ``data_root``
-    for ``epochs`` (default: the config's), with every epoch-based lr schedule that
-    ends with training stretched to end with it, and evaluate once, afterwards (or,
-    with ``every_pass``, after every pass too: a learning curve)."""
+    """``--cfg-options`` that train the toy ``config`` on the toy data at ``data_root``
+    for ``length`` (default: the config's) passes (an epoch loop: the detectors) or
+    iterations (an iteration loop: the Semantic FPN), with every lr schedule that
+    ends with training made to end with it, and evaluate once, afterwards (or, with
+    ``every_pass``, after every pass over the training images too: a learning curve)."""
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     root = data_root.rstrip('/') + '/'
-    options = data_root_options(root)
-    options += [f'{split}_evaluator.ann_file={root}annotations/instances_val.json'
-                for split in ('val', 'test')]
-    configured = cfg.train_cfg.max_epochs
-    epochs = epochs or configured
+    options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+    if 'ann_file' in cfg.val_evaluator:  # COCO
+        options += [f'{split}_evaluator.ann_file={root}annotations/instances_val.json'
+                    for split in ('val', 'test')]
+    by_epoch = 'max_epochs' in cfg.train_cfg
+    unit = 'max_epochs' if by_epoch else 'max_iters'
+    configured = cfg.train_cfg[unit]
+    length = configured if length is None else length
     for index, scheduler in enumerate(cfg.param_scheduler):
-        if scheduler.get('by_epoch', True) and scheduler.get('end') == configured:
-            options.append(f'param_scheduler.{index}.end={epochs}')
+        if scheduler.get('by_epoch', True) == by_epoch and scheduler.get('end') == configured:
+            options.append(f'param_scheduler.{index}.end={length}')
             if 'T_max' in scheduler:
-                options.append(f'param_scheduler.{index}.T_max={epochs}')
+                options.append(f'param_scheduler.{index}.T_max={length}')
     # evaluate once, after training (below), not also inside the training loop (which
-    # validates at the last epoch whatever the interval, unless it starts later)
-    first_evaluation = 1 if every_pass else epochs + 1
-    return options + [f'train_cfg.max_epochs={epochs}',
-                      f'train_cfg.val_interval={first_evaluation}',
+    # validates at its end whatever the interval, unless it starts later)
+    first_evaluation = length + 1
+    if every_pass:
+        first_evaluation = 1 if by_epoch else _iterations_per_pass(cfg, root)
+    return options + [f'train_cfg.{unit}={length}', f'train_cfg.val_interval={first_evaluation}',
                       f'train_cfg.val_begin={first_evaluation}']
+
+
+def _iterations_per_pass(cfg, root: str) -> int:
+    """Iterations per pass over an ADE20K-format training split (its label maps)."""
+    labels = osp.join(root, 'annotations', 'training')
+    images = len(os.listdir(labels)) if osp.isdir(labels) else 0
+    if not images:
+        raise DatasetError(f'{labels} holds no label maps')
+    return math.ceil(images / cfg.train_dataloader.batch_size)
 
 
 def ensure_toy_ade(root: str) -> None:
@@ -74,32 +83,6 @@ def ensure_toy_ade(root: str) -> None:
                            '--data-root, or remove the folder to have the toy data written there')
     print(f'[demo] generating the toy ADE20K dataset at {root} ...')
     make_ade_toy(root)
-
-
-def toy_seg_run_options(config: str, data_root: str, iters: Optional[int] = None,
-                        every_pass: bool = False) -> List[str]:
-    """``--cfg-options`` that train the toy Semantic FPN ``config`` on the toy ADE20K
-    data at ``data_root`` for ``iters`` (default: the config's), with every schedule
-    that ends with training made to end with it, and evaluate once, afterwards (or,
-    with ``every_pass``, after every pass over the training images too)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    root = data_root.rstrip('/') + '/'
-    options = data_root_options(root)
-    configured = cfg.train_cfg.max_iters
-    iters = configured if iters is None else iters
-    options += [f'param_scheduler.{index}.end={iters}'
-                for index, scheduler in enumerate(cfg.param_scheduler)
-                if scheduler.get('end') == configured]
-    # the iteration loop validates every val_interval iterations from val_begin on
-    first_evaluation = iters + 1
-    if every_pass:
-        images = len(os.listdir(osp.join(root, 'annotations', 'training')))
-        if not images:
-            raise DatasetError(f'{root}annotations/training holds no label maps')
-        first_evaluation = math.ceil(images / cfg.train_dataloader.batch_size)
-    return options + [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={first_evaluation}',
-                      f'train_cfg.val_begin={first_evaluation}']
 
 
 def main(argv: Optional[List[str]] = None):

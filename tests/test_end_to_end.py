@@ -46,7 +46,7 @@ TOY_SEG_CONFIG = os.path.join(ROOT, 'configs', 'toy', 'fpn_shvit_s1_ade20k_toy.p
 
 
 def _seg_options(root, iters):
-    options = demo.toy_seg_run_options(TOY_SEG_CONFIG, str(root), iters)
+    options = demo.toy_run_options(TOY_SEG_CONFIG, str(root), iters)
     options += [f'{s}_dataloader.num_workers=0' for s in ('train', 'val', 'test')]
     options += [f'{s}_dataloader.persistent_workers=False' for s in ('train', 'val', 'test')]
     return options + ['randomness.seed=0']
@@ -250,7 +250,7 @@ def test_ensure_toy_ade_generates_only_where_nothing_is(tmp_path, monkeypatch, c
     assert len(written) == 1 and (tmp_path / 'mine' / 'notes.txt').read_text() == 'mine'
 
 
-def test_toy_seg_run_options_end_the_decay_with_training(tmp_path):
+def test_toy_run_options_for_an_iteration_loop_end_the_decay_with_training(tmp_path):
     """The toy Semantic FPN for N iterations (benchmarks/toy_learning.py --iters, the
     tests): the poly decay ends with them, the warm-up stays; evaluation once,
     afterwards, or with every_pass after every pass over the training images (label
@@ -261,7 +261,7 @@ def test_toy_seg_run_options_end_the_decay_with_training(tmp_path):
         open(tmp_path / 'annotations' / 'training' / f'{index}.png', 'w').close()
     cfg = Config.fromfile(TOY_SEG_CONFIG)
     cfg.merge_from_dict(dict(o.split('=', 1) for o in
-                             demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path), 90)))
+                             demo.toy_run_options(TOY_SEG_CONFIG, str(tmp_path), 90)))
     warmup, decay = cfg.param_scheduler
     assert (warmup.type, int(warmup.end)) == ('LinearLR', 50)
     assert (decay.type, int(decay.end)) == ('PolyLR', 90)
@@ -270,12 +270,12 @@ def test_toy_seg_run_options_end_the_decay_with_training(tmp_path):
     assert cfg.val_dataloader.dataset.data_root == f'{tmp_path}/'
     assert cfg.test_dataloader.dataset.data_root == f'{tmp_path}/'
     assert cfg.train_dataloader.batch_size == 8
-    assert demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path / 'absent'), 90)  # counts nothing
+    assert demo.toy_run_options(TOY_SEG_CONFIG, str(tmp_path / 'absent'), 90)  # counts nothing
     os.makedirs(tmp_path / 'empty' / 'annotations' / 'training')
     with pytest.raises(cli.DatasetError, match='annotations/training holds no label maps'):
-        demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path / 'empty'), 90, True)
+        demo.toy_run_options(TOY_SEG_CONFIG, str(tmp_path / 'empty'), 90, True)
     every_pass = dict(o.split('=', 1) for o in
-                      demo.toy_seg_run_options(TOY_SEG_CONFIG, str(tmp_path), 90, True))
+                      demo.toy_run_options(TOY_SEG_CONFIG, str(tmp_path), 90, True))
     assert every_pass['train_cfg.val_interval'] == '3' == every_pass['train_cfg.val_begin']
 
 
