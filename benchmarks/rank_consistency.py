@@ -63,7 +63,8 @@ def main(argv=None):
     report = compare(load(args.first), load(args.second))
     print(describe(report))
     if args.out:
-        with open(args.out, 'w') as f:
+        from efficientvit_det.fileio import atomic_path  # an interrupted write keeps the old file
+        with atomic_path(args.out) as partial, open(partial, 'w') as f:
             json.dump(dict(report, first=args.first, second=args.second), f, indent=2)
     return 1 if report['contradictions'] else 0
 

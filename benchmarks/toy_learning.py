@@ -5,7 +5,7 @@ same toy data, schedule, optimizer, heads and seed, each evaluated on the toy va
 
     python benchmarks/toy_learning.py [--model mask_rcnn|retinanet|semantic_fpn]
         [--epochs N | --iters N] [--every-pass] [--data-root data/toy_coco|data/toy_ade]
-        [--out benchmarks/results/toy_learning_<model>]
+        [--out benchmarks/results/toy_learning_<model>] [--control CONFIG]
         [--cfg-options KEY=VALUE ...]   # one change, to both arms: an ablation
 
 Prints a table (s/iter; bbox and segm mAP / AP50 / AP_s/m/l, or mIoU and each
@@ -147,10 +147,18 @@ def main(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/toy_learning')
     parser.add_argument('--out', help='JSON path without suffix; default '
                         'benchmarks/results/toy_learning_<model>')
+    parser.add_argument('--control', help='the control arm\'s config (a diagnosis); '
+                        'default: the model\'s ResNet-18 + FPN control')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='config overrides applied to both arms (ablations)')
     args = parser.parse_args(argv)
     ours, control, library, default_root = MODELS[args.model]
+    control_name = CONTROL.format(library=library)
+    if args.control:
+        if not osp.isfile(args.control):
+            parser.error(f'--control {args.control}: no such config file')
+        control = osp.relpath(osp.abspath(args.control), ROOT)
+        control_name = f'{control} (control)'
     segmentation = args.model == 'semantic_fpn'
     length = args.iters if segmentation else args.epochs
     if (args.epochs if segmentation else args.iters) is not None:
@@ -166,7 +174,7 @@ def main(argv=None):
     (ensure_toy_ade if segmentation else ensure_toy_coco)(data_root)
     out = args.out or f'benchmarks/results/toy_learning_{args.model}'
     arms = []
-    for name, config in ((OURS, ours), (CONTROL.format(library=library), control)):
+    for name, config in ((OURS, ours), (control_name, control)):
         options = toy_run_options(config, data_root, length, args.every_pass)
         options += [f'randomness.seed={args.seed}'] + args.cfg_options
         params = sum(p.numel() for p in

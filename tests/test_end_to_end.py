@@ -3,6 +3,8 @@ actually learns (metric far above an untrained model's)."""
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -172,6 +174,25 @@ def test_val_split_does_not_depend_on_the_training_split_size(tmp_path):
                     for name in ('small', 'large'))
     assert small['annotations'] == large['annotations']
     assert (small['info']['num_train'], large['info']['num_train']) == (3, 9)
+
+
+def test_a_larger_val_split_starts_with_the_default_one(tmp_path):
+    """tools/make_toy_data.py --val-images: the benchmarks' larger val split holds the
+    default split's images first (a superset, not another split definition)."""
+    import filecmp
+    make_coco_toy(str(tmp_path / 'default'), num_train=2, num_val=3, seed=0)
+    subprocess.run([sys.executable, 'tools/make_toy_data.py', '--coco', str(tmp_path / 'coco'),
+                    '--ade', str(tmp_path / 'ade'), '--train-images', '2', '--val-images', '5'],
+                   cwd=ROOT, check=True, capture_output=True)
+    default = sorted(os.listdir(tmp_path / 'default' / 'val'))
+    _, mismatch, errors = filecmp.cmpfiles(tmp_path / 'default' / 'val', tmp_path / 'coco' / 'val',
+                                           default, shallow=False)
+    assert len(default) == 3 and not mismatch and not errors
+    small, large = (json.load(open(tmp_path / name / 'annotations' / 'instances_val.json'))
+                    for name in ('default', 'coco'))
+    assert len(large['images']) == 5 and len(os.listdir(tmp_path / 'coco' / 'train')) == 2
+    assert large['annotations'][:len(small['annotations'])] == small['annotations']
+    assert len(os.listdir(tmp_path / 'ade' / 'images' / 'validation')) == 5
 
 
 def test_the_demo_regenerates_old_toy_data_and_never_replaces_other_data(tmp_path, capsys,
@@ -354,6 +375,21 @@ def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
     assert saved['cfg_options'] == [ablation] == document['cfg_options']
     assert all(arm['curve'] == [] for arm in saved['arms'])
 
+
+
+def test_toy_learning_trains_another_control_when_asked(tmp_path, monkeypatch):
+    """--control CONFIG (a diagnosis): ours against that config, named after it; a
+    missing file is refused before anything trains."""
+    toy_learning, calls = _toy_learning_with_a_fake_trainer(
+        monkeypatch, {}, 3, final={'coco/bbox_mAP': 0.5})
+    diagnosis = 'benchmarks/configs/mask_rcnn_r18_from_stride16_toy.py'
+    document = toy_learning.main(['--out', str(tmp_path / 'result'), '--data-root', 'd',
+                                  '--control', os.path.join(ROOT, diagnosis)])
+    assert [argv[0] for argv in calls] == ['configs/toy/mask_rcnn_shvit_s1_toy.py', diagnosis]
+    assert document['arms'][1]['name'] == f'{diagnosis} (control)'
+    with pytest.raises(SystemExit):
+        toy_learning.main(['--out', str(tmp_path / 'result'), '--control', 'absent.py'])
+    assert len(calls) == 2
 
 def test_toy_learning_every_pass_records_the_learning_curve(tmp_path, monkeypatch, capsys):
     """--every-pass evaluates after each pass (later options win over the toy run's

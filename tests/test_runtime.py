@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -474,8 +475,14 @@ def test_resume_finds_the_newest_complete_checkpoint(tmp_path):
     assert newest_complete_checkpoint(str(work_dir)) == str(work_dir / 'epoch_10.pth')
 
 
+def _free_port():
+    with socket.socket() as probe:  # a fixed port fails when another run holds it
+        probe.bind(('127.0.0.1', 0))
+        return str(probe.getsockname()[1])
+
+
 def test_two_process_cpu_ddp_ranks_agree(coco, tmp_path):
-    env = dict(os.environ, PYTHON=PYTHON, PORT='29533', OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHON=PYTHON, PORT=_free_port(), OMP_NUM_THREADS='1')
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', TOY_CONFIG, '2', '--work-dir', str(tmp_path / 'ddp'),
          '--cfg-options', *toy_options(coco), 'train_dataloader.batch_size=1',

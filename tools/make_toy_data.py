@@ -1,18 +1,34 @@
 """Write the built-in toy datasets where the toy configs expect them.
 
     python tools/make_toy_data.py [--coco data/toy_coco] [--ade data/toy_ade] [--seed 0]
+        [--train-images N] [--val-images N]
+
+``--val-images`` makes a larger val split for steadier benchmark scores: its first
+images are the default split's (each split has its own random stream), the rest
+come from the same generator; likewise ``--train-images``.
 """
 import argparse
 
-from efficientvit_det.toy_data import make_ade_toy, make_coco_toy
+from efficientvit_det.toy_data import (TOY_ADE_TRAIN_IMAGES, TOY_ADE_VAL_IMAGES,
+                                       TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES, make_ade_toy,
+                                       make_coco_toy)
 
 if __name__ == '__main__':
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--coco', default='data/toy_coco')
     parser.add_argument('--ade', default='data/toy_ade')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--train-images', type=int,
+                        help=f'training images of each dataset (default {TOY_COCO_TRAIN_IMAGES} '
+                        f'COCO, {TOY_ADE_TRAIN_IMAGES} ADE20K)')
+    parser.add_argument('--val-images', type=int,
+                        help=f'val images of each dataset (default {TOY_COCO_VAL_IMAGES} COCO, '
+                        f'{TOY_ADE_VAL_IMAGES} ADE20K)')
     args = parser.parse_args()
-    paths = make_coco_toy(args.coco, seed=args.seed)
+    sizes = {key: count for key, count in (('num_train', args.train_images),
+                                           ('num_val', args.val_images)) if count is not None}
+    paths = make_coco_toy(args.coco, seed=args.seed, **sizes)
     print(f'COCO-format toy dataset: {args.coco} ({paths["train"]}, {paths["val"]})')
-    make_ade_toy(args.ade, seed=args.seed)
+    make_ade_toy(args.ade, seed=args.seed, **sizes)
     print(f'ADE20K-format toy dataset: {args.ade}')
