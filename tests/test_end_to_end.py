@@ -160,39 +160,43 @@ def test_detection_training_finds_the_shapes(trained_toy, tmp_path):
     assert ap50['trained'] > ap50['untrained'] + DETECTION_AP50_MARGIN, ap50
 
 
+def _assert_same_first_val_images(first, second, count):
+    """The first ``count`` val images of two toy COCO datasets: the same files, with
+    the same annotations."""
+    import filecmp
+    names = sorted(os.listdir(first / 'val'))[:count]
+    _, mismatch, errors = filecmp.cmpfiles(first / 'val', second / 'val', names, shallow=False)
+    assert len(names) == count and not mismatch and not errors
+    first_annotations, second_annotations = (
+        [a for a in json.load(open(root / 'annotations' / 'instances_val.json'))['annotations']
+         if a['image_id'] <= count] for root in (first, second))
+    assert first_annotations and first_annotations == second_annotations
+
+
 def test_val_split_does_not_depend_on_the_training_split_size(tmp_path):
     """One random stream per split: a larger training split (the toy recipe's lever)
     leaves the val images and annotations as they were."""
-    import filecmp
     for name, num_train in (('small', 3), ('large', 9)):
         make_coco_toy(str(tmp_path / name), num_train=num_train, num_val=3, seed=2)
-    val = sorted(os.listdir(tmp_path / 'small' / 'val'))
-    _, mismatch, errors = filecmp.cmpfiles(tmp_path / 'small' / 'val', tmp_path / 'large' / 'val',
-                                           val, shallow=False)
-    assert len(val) == 3 and not mismatch and not errors
-    small, large = (json.load(open(tmp_path / name / 'annotations' / 'instances_val.json'))
-                    for name in ('small', 'large'))
-    assert small['annotations'] == large['annotations']
-    assert (small['info']['num_train'], large['info']['num_train']) == (3, 9)
+    _assert_same_first_val_images(tmp_path / 'small', tmp_path / 'large', 3)
+    assert len(os.listdir(tmp_path / 'large' / 'train')) == 9
 
 
 def test_a_larger_val_split_starts_with_the_default_one(tmp_path):
     """tools/make_toy_data.py --val-images: the benchmarks' larger val split holds the
     default split's images first (a superset, not another split definition)."""
-    import filecmp
     make_coco_toy(str(tmp_path / 'default'), num_train=2, num_val=3, seed=0)
     subprocess.run([sys.executable, 'tools/make_toy_data.py', '--coco', str(tmp_path / 'coco'),
                     '--ade', str(tmp_path / 'ade'), '--train-images', '2', '--val-images', '5'],
                    cwd=ROOT, check=True, capture_output=True)
-    default = sorted(os.listdir(tmp_path / 'default' / 'val'))
-    _, mismatch, errors = filecmp.cmpfiles(tmp_path / 'default' / 'val', tmp_path / 'coco' / 'val',
-                                           default, shallow=False)
-    assert len(default) == 3 and not mismatch and not errors
-    small, large = (json.load(open(tmp_path / name / 'annotations' / 'instances_val.json'))
-                    for name in ('default', 'coco'))
-    assert len(large['images']) == 5 and len(os.listdir(tmp_path / 'coco' / 'train')) == 2
-    assert large['annotations'][:len(small['annotations'])] == small['annotations']
+    _assert_same_first_val_images(tmp_path / 'default', tmp_path / 'coco', 3)
+    assert len(os.listdir(tmp_path / 'coco' / 'val')) == 5
+    assert len(os.listdir(tmp_path / 'coco' / 'train')) == 2
     assert len(os.listdir(tmp_path / 'ade' / 'images' / 'validation')) == 5
+    subprocess.run([sys.executable, 'tools/make_toy_data.py', '--datasets', 'coco', '--coco',
+                    str(tmp_path / 'only'), '--ade', str(tmp_path / 'untouched'),
+                    '--train-images', '1', '--val-images', '1'], cwd=ROOT, check=True)
+    assert (tmp_path / 'only' / 'val').is_dir() and not (tmp_path / 'untouched').exists()
 
 
 def test_the_demo_regenerates_old_toy_data_and_never_replaces_other_data(tmp_path, capsys,
