@@ -158,7 +158,7 @@ def main(argv=None):
         if not osp.isfile(args.control):
             parser.error(f'--control {args.control}: no such config file')
         control = osp.relpath(osp.abspath(args.control), ROOT)
-        control_name = f'{control} (control)'
+        control_name = f'{control} (control)'  # a diagnosis is named by its config
     segmentation = args.model == 'semantic_fpn'
     length = args.iters if segmentation else args.epochs
     if (args.epochs if segmentation else args.iters) is not None:
@@ -166,6 +166,10 @@ def main(argv=None):
                      'Semantic FPN\'s (iterations)')
     os.chdir(ROOT)
     from mmengine.config import Config
+    kinds = {config: Config.fromfile(config).model.type for config in (ours, control)}
+    if len(set(kinds.values())) > 1:
+        parser.error(f'--control {control} builds a {kinds[control]}, not a {kinds[ours]} '
+                     f'like {ours}: give a {args.model} config')
     from efficientvit_det.demo import ensure_toy_ade, ensure_toy_coco, toy_run_options
     from efficientvit_det.fileio import atomic_path
     from efficientvit_det.latency import machine_info

@@ -100,7 +100,6 @@ def test_toy_learning_controls_differ_only_in_backbone_and_neck(ours, control):
         assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4
 
 
-
 def test_the_stride16_diagnosis_control_feeds_our_neck_as_our_backbones_do():
     """benchmarks/configs/mask_rcnn_r18_from_stride16_toy.py: the ResNet-18 control
     whose neck starts at stride 16 (transposed convs for strides 4 and 8), else the
@@ -114,6 +113,7 @@ def test_the_stride16_diagnosis_control_feeds_our_neck_as_our_backbones_do():
         dict(control.model.backbone, out_indices=None)
     model = build_from_config(diagnosis)
     assert model.neck.out_strides == [4, 8, 16, 32, 64] and len(model.neck.trans_convs) == 2
+    assert not model.neck.extra_convs  # stride 64 max-pooled, as the stock FPN's
     features = model.backbone(torch.rand(1, 3, 96, 160))
     assert [tuple(f.shape[2:]) for f in features] == [(6, 10), (3, 5)]  # strides 16, 32
     assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4

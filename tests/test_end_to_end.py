@@ -1,5 +1,6 @@
 """End to end on the built-in toy data: the demo's artefacts, and training that
 actually learns (metric far above an untrained model's)."""
+import filecmp
 import json
 import os
 import re
@@ -163,7 +164,6 @@ def test_detection_training_finds_the_shapes(trained_toy, tmp_path):
 def _assert_same_first_val_images(first, second, count):
     """The first ``count`` val images of two toy COCO datasets: the same files, with
     the same annotations."""
-    import filecmp
     names = sorted(os.listdir(first / 'val'))[:count]
     _, mismatch, errors = filecmp.cmpfiles(first / 'val', second / 'val', names, shallow=False)
     assert len(names) == count and not mismatch and not errors
@@ -186,17 +186,30 @@ def test_a_larger_val_split_starts_with_the_default_one(tmp_path):
     """tools/make_toy_data.py --val-images: the benchmarks' larger val split holds the
     default split's images first (a superset, not another split definition)."""
     make_coco_toy(str(tmp_path / 'default'), num_train=2, num_val=3, seed=0)
-    subprocess.run([sys.executable, 'tools/make_toy_data.py', '--coco', str(tmp_path / 'coco'),
-                    '--ade', str(tmp_path / 'ade'), '--train-images', '2', '--val-images', '5'],
-                   cwd=ROOT, check=True, capture_output=True)
+
+    def make_toy_data(*args):
+        return subprocess.run([sys.executable, 'tools/make_toy_data.py', *args], cwd=ROOT,
+                              capture_output=True, text=True)
+    assert make_toy_data('--coco', str(tmp_path / 'coco'), '--ade', str(tmp_path / 'ade'),
+                         '--train-images', '2', '--val-images', '5').returncode == 0
     _assert_same_first_val_images(tmp_path / 'default', tmp_path / 'coco', 3)
     assert len(os.listdir(tmp_path / 'coco' / 'val')) == 5
     assert len(os.listdir(tmp_path / 'coco' / 'train')) == 2
+    make_ade_toy(str(tmp_path / 'default_ade'), num_train=1, num_val=3, seed=0)
+    labels = sorted(os.listdir(tmp_path / 'default_ade' / 'annotations' / 'validation'))
+    _, mismatch, errors = filecmp.cmpfiles(tmp_path / 'default_ade' / 'annotations' / 'validation',
+                                           tmp_path / 'ade' / 'annotations' / 'validation',
+                                           labels, shallow=False)
+    assert len(labels) == 3 and not mismatch and not errors
     assert len(os.listdir(tmp_path / 'ade' / 'images' / 'validation')) == 5
-    subprocess.run([sys.executable, 'tools/make_toy_data.py', '--datasets', 'coco', '--coco',
-                    str(tmp_path / 'only'), '--ade', str(tmp_path / 'untouched'),
-                    '--train-images', '1', '--val-images', '1'], cwd=ROOT, check=True)
+    assert len(os.listdir(tmp_path / 'ade' / 'images' / 'training')) == 2
+    assert make_toy_data('--datasets', 'coco', '--coco', str(tmp_path / 'only'), '--ade',
+                         str(tmp_path / 'untouched'), '--train-images', '1',
+                         '--val-images', '1').returncode == 0
     assert (tmp_path / 'only' / 'val').is_dir() and not (tmp_path / 'untouched').exists()
+    refused = make_toy_data('--coco', str(tmp_path / 'empty'), '--val-images', '0')
+    assert refused.returncode == 2 and 'give at least 1 image' in refused.stderr
+    assert not (tmp_path / 'empty').exists()
 
 
 def test_the_demo_regenerates_old_toy_data_and_never_replaces_other_data(tmp_path, capsys,
@@ -305,7 +318,6 @@ def test_toy_run_options_for_an_iteration_loop_end_the_decay_with_training(tmp_p
 
 
 def test_toy_data_is_deterministic_for_a_seed(tmp_path):
-    import filecmp
     for name, seed in (('a', 4), ('b', 4), ('c', 5)):
         make_coco_toy(str(tmp_path / name / 'coco'), num_train=12, num_val=2, seed=seed)
         make_ade_toy(str(tmp_path / name / 'ade'), num_train=4, num_val=2, seed=seed)
@@ -380,7 +392,6 @@ def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
     assert all(arm['curve'] == [] for arm in saved['arms'])
 
 
-
 def test_toy_learning_trains_another_control_when_asked(tmp_path, monkeypatch):
     """--control CONFIG (a diagnosis): ours against that config, named after it; a
     missing file is refused before anything trains."""
@@ -393,6 +404,9 @@ def test_toy_learning_trains_another_control_when_asked(tmp_path, monkeypatch):
     assert document['arms'][1]['name'] == f'{diagnosis} (control)'
     with pytest.raises(SystemExit):
         toy_learning.main(['--out', str(tmp_path / 'result'), '--control', 'absent.py'])
+    with pytest.raises(SystemExit):  # a detector as the Semantic FPN's control
+        toy_learning.main(['--model', 'semantic_fpn', '--out', str(tmp_path / 'result'),
+                           '--control', diagnosis])
     assert len(calls) == 2
 
 def test_toy_learning_every_pass_records_the_learning_curve(tmp_path, monkeypatch, capsys):

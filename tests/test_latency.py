@@ -677,7 +677,7 @@ def test_best_mode_trusts_an_unstable_row_only_when_it_is_faster_for_sure():
     assert engine.mark_best(rows)['m 64x64 b1']['mode'] == 'fused'
 
 
-def test_rank_consistency_flags_a_pair_that_swaps_between_runs(tmp_path):
+def test_rank_consistency_flags_a_pair_that_swaps_between_runs(tmp_path, monkeypatch):
     """Pairs whose intervals are apart in both runs must keep their order; one
     that swaps is a contradiction (exit 1); overlapping pairs rank nothing."""
     import importlib.util
@@ -700,6 +700,15 @@ def test_rank_consistency_flags_a_pair_that_swaps_between_runs(tmp_path):
     report = json.load(open(tmp_path / 'r.json'))
     assert report['separated_in_both'] == 3 and report['agreeing'] == 2
     assert [c['a'][0] for c in report['contradictions']] == ['a']
+
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(rank.json, 'dump', interrupted)
+    with pytest.raises(KeyboardInterrupt):  # --out keeps its previous report
+        rank.main([first, same, '--out', str(tmp_path / 'r.json')])
+    assert json.load(open(tmp_path / 'r.json')) == report
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.json', 'b.json', 'c.json', 'r.json']
 
 
 def test_onnxruntime_threads_do_not_spin_into_the_next_row(monkeypatch):
