@@ -132,12 +132,13 @@ def curve_table(document) -> str:
 
 
 def main(argv=None):
+    from efficientvit_det.cli import at_least
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', choices=tuple(MODELS), default='mask_rcnn')
-    parser.add_argument('--epochs', type=int,
+    parser.add_argument('--epochs', type=at_least(1),
                         help='detectors: passes (default: the toy schedule)')
-    parser.add_argument('--iters', type=int,
+    parser.add_argument('--iters', type=at_least(1),
                         help='Semantic FPN: iterations (default: the toy schedule)')
     parser.add_argument('--every-pass', action='store_true',
                         help='evaluate after every pass too: the learning curve')
@@ -166,10 +167,11 @@ def main(argv=None):
                      'Semantic FPN\'s (iterations)')
     os.chdir(ROOT)
     from mmengine.config import Config
-    kinds = {config: Config.fromfile(config).model.type for config in (ours, control)}
-    if len(set(kinds.values())) > 1:
-        parser.error(f'--control {control} builds a {kinds[control]}, not a {kinds[ours]} '
-                     f'like {ours}: give a {args.model} config')
+    configs = {path: Config.fromfile(path) for path in (ours, control)}
+    kind, control_kind = configs[ours].model.type, configs[control].model.type
+    if control_kind != kind:
+        parser.error(f'--control {control} builds a {control_kind}, not a {kind} like {ours}: '
+                     f'give a {args.model} config')
     from efficientvit_det.demo import ensure_toy_ade, ensure_toy_coco, toy_run_options
     from efficientvit_det.fileio import atomic_path
     from efficientvit_det.latency import machine_info
@@ -182,7 +184,7 @@ def main(argv=None):
         options = toy_run_options(config, data_root, length, args.every_pass)
         options += [f'randomness.seed={args.seed}'] + args.cfg_options
         params = sum(p.numel() for p in
-                     build_model_from_config(Config.fromfile(config)).parameters()) / 1e6
+                     build_model_from_config(configs[config]).parameters()) / 1e6
         print(f'[toy_learning] {name}: training {config}')
         per_iter, iters, minutes, metrics, curve = train_and_evaluate(
             config, osp.join(args.work_dir, f'{args.model}_{len(arms)}'), options)

@@ -448,6 +448,20 @@ def format_metrics(metrics: dict) -> str:
     return '\n'.join(rows)
 
 
+def at_least(minimum: int):
+    """An argparse type: an integer no smaller than ``minimum`` (a count of 0 would
+    otherwise fail only when a run reaches it, or mean something else)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'{value} is too small: at least {minimum}')
+        return value
+    return parse
+
+
 def run(main) -> None:
     """Run a CLI entry point; a missing dataset or a checkpoint that cannot be
     used ends with its message, not a traceback; SIGTERM (a scheduler's stop)

@@ -10,7 +10,7 @@ import time
 from typing import List, Optional
 
 from .analysis import plot_curves
-from .cli import DatasetError, format_metrics, newest_complete_checkpoint, train_main
+from .cli import DatasetError, at_least, format_metrics, newest_complete_checkpoint, train_main
 from .inference import build_inferencer, run_inference
 from .toy_data import make_ade_toy, make_coco_toy, toy_coco_mismatch
 
@@ -90,7 +90,7 @@ def main(argv: Optional[List[str]] = None):
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/toy_coco')
-    parser.add_argument('--epochs', type=int, help='override the toy schedule length')
+    parser.add_argument('--epochs', type=at_least(1), help='override the toy schedule length')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='further config overrides, passed to tools/train.py')
     args = parser.parse_args(argv)

@@ -208,7 +208,7 @@ def test_a_larger_val_split_starts_with_the_default_one(tmp_path):
                          '--val-images', '1').returncode == 0
     assert (tmp_path / 'only' / 'val').is_dir() and not (tmp_path / 'untouched').exists()
     refused = make_toy_data('--coco', str(tmp_path / 'empty'), '--val-images', '0')
-    assert refused.returncode == 2 and 'give at least 1 image' in refused.stderr
+    assert refused.returncode == 2 and '0 is too small: at least 1' in refused.stderr
     assert not (tmp_path / 'empty').exists()
 
 
@@ -408,6 +408,16 @@ def test_toy_learning_trains_another_control_when_asked(tmp_path, monkeypatch):
         toy_learning.main(['--model', 'semantic_fpn', '--out', str(tmp_path / 'result'),
                            '--control', diagnosis])
     assert len(calls) == 2
+
+
+def test_toy_learning_refuses_an_empty_schedule(tmp_path, monkeypatch, capsys):
+    """--epochs / --iters 0 would train nothing and score an untrained model."""
+    toy_learning, calls = _toy_learning_with_a_fake_trainer(monkeypatch, {}, 3)
+    for argv in (['--epochs', '0'], ['--model', 'semantic_fpn', '--iters', '0']):
+        with pytest.raises(SystemExit):
+            toy_learning.main(argv + ['--out', str(tmp_path / 'result')])
+        assert '0 is too small: at least 1' in capsys.readouterr().err
+    assert not calls
 
 def test_toy_learning_every_pass_records_the_learning_curve(tmp_path, monkeypatch, capsys):
     """--every-pass evaluates after each pass (later options win over the toy run's

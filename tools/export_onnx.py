@@ -25,8 +25,8 @@ import sys
 import torch
 
 from efficientvit_det.fileio import atomic_path, check_writable, exit_cleanly_on_sigterm
-from efficientvit_det.latency.engine import (at_least, build_target, check_cfg_options,
-                                             parse_shape)
+from efficientvit_det.cli import at_least
+from efficientvit_det.latency.engine import build_target, check_cfg_options, parse_shape
 from efficientvit_det.latency.detector_graph import DetectorGraph, noise_image
 from efficientvit_det.latency.onnx_export import (ExportUnsupported, describe, export_onnx,
                                                   validate)

@@ -9,18 +9,10 @@ come from the same generator; likewise ``--train-images``.
 """
 import argparse
 
+from efficientvit_det.cli import at_least
 from efficientvit_det.toy_data import (TOY_ADE_TRAIN_IMAGES, TOY_ADE_VAL_IMAGES,
                                        TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES, make_ade_toy,
                                        make_coco_toy)
-
-
-def image_count(text: str) -> int:
-    """A positive number of images: an empty split would fail only when training or
-    evaluation reaches it."""
-    count = int(text)
-    if count < 1:
-        raise argparse.ArgumentTypeError(f'{count}: give at least 1 image')
-    return count
 
 
 if __name__ == '__main__':
@@ -31,10 +23,10 @@ if __name__ == '__main__':
     parser.add_argument('--coco', default='data/toy_coco')
     parser.add_argument('--ade', default='data/toy_ade')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--train-images', type=image_count,
+    parser.add_argument('--train-images', type=at_least(1),
                         help=f'training images of each dataset (default {TOY_COCO_TRAIN_IMAGES} '
                         f'COCO, {TOY_ADE_TRAIN_IMAGES} ADE20K)')
-    parser.add_argument('--val-images', type=image_count,
+    parser.add_argument('--val-images', type=at_least(1),
                         help=f'val images of each dataset (default {TOY_COCO_VAL_IMAGES} COCO, '
                         f'{TOY_ADE_VAL_IMAGES} ADE20K)')
     args = parser.parse_args()

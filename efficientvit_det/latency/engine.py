@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..cli import at_least
 from ..fileio import atomic_path, check_writable
 from .detector_graph import (DetectorGraph, as_detections, detections_agree, format_match,
                              match_detections, noise_image)
@@ -187,19 +188,6 @@ def parse_shape(text: str):
         raise argparse.ArgumentTypeError(f'shape {text!r}: each side must be at least '
                                          f'{MIN_SIDE} pixels')
     return height, width
-
-
-def at_least(minimum: int):
-    """An argparse type: an integer no smaller than ``minimum``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'{value} is too small: at least {minimum}')
-        return value
-    return parse
 
 
 class Progress:
