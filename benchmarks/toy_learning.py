@@ -5,13 +5,16 @@ same toy data, schedule, optimizer, heads and seed, each evaluated on the toy va
 
     python benchmarks/toy_learning.py [--model mask_rcnn|retinanet|semantic_fpn]
         [--epochs N | --iters N] [--every-pass] [--data-root data/toy_coco|data/toy_ade]
-        [--out benchmarks/results/toy_learning_<model>] [--control CONFIG]
-        [--cfg-options KEY=VALUE ...]   # one change, to both arms: an ablation
+        [--out benchmarks/results/toy_learning_<model>] [--control CONFIG ...]
+        [--seeds N ...] [--cfg-options KEY=VALUE ...]   # one change, to every arm: an ablation
 
 Prints a table (s/iter; bbox and segm mAP / AP50 / AP_s/m/l, or mIoU and each
 class's IoU) and writes JSON. ``--every-pass`` also evaluates after every pass over
 the training images: the learning curve, metrics against training minutes
-(evaluation not counted), of each arm. The detectors' schedules are passes
+(evaluation not counted), of each arm. ``--seeds`` trains every arm once per seed
+(all arms of a seed before the next seed, so that the machine's load drifts over
+all of them alike) and adds a table of each arm's mean and range over the seeds:
+how far one seed's difference can be trusted. The detectors' schedules are passes
 (``--epochs``), the Semantic FPN's iterations (``--iters``).
 The machine is shared: compare the two rows of one run, not runs across days.
 """
@@ -99,13 +102,37 @@ def _cell(metrics, key, spec):
     return format(metrics[key], spec) if key in metrics else ''
 
 
+def label(arm, document) -> str:
+    """An arm's name, with its seed when the run trained several."""
+    return f"{arm['name']}, seed {arm['seed']}" if len(document['seeds']) > 1 else arm['name']
+
+
 def table(document) -> str:
     columns = metric_columns([arm['metrics'] for arm in document['arms']])
     header = ['model', 'params M', 's/iter'] + [name for name, _, _ in columns]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for arm in document['arms']:
-        cells = [arm['name'], f"{arm['params_m']:.1f}", f"{arm['seconds_per_iter']:.2f}"]
+        cells = [label(arm, document), f"{arm['params_m']:.1f}", f"{arm['seconds_per_iter']:.2f}"]
         cells += [_cell(arm['metrics'], key, spec) for _, key, spec in columns]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def seed_table(document) -> str:
+    """Per arm over the seeds: mean s/iter, and each headline metric's mean with its
+    range (min-max), the spread a single seed's difference has to beat."""
+    columns = metric_columns([arm['metrics'] for arm in document['arms']], headline_only=True)
+    header = ['model', 'seeds', 's/iter'] + [f'{name} mean (min-max)' for name, _, _ in columns]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    names = list(dict.fromkeys(arm['name'] for arm in document['arms']))
+    for name in names:
+        runs = [arm for arm in document['arms'] if arm['name'] == name]
+        cells = [name, str(len(runs)),
+                 f"{sum(arm['seconds_per_iter'] for arm in runs) / len(runs):.2f}"]
+        for _, key, spec in columns:
+            values = [arm['metrics'][key] for arm in runs if key in arm['metrics']]
+            cells.append(f"{format(sum(values) / len(values), spec)} ({format(min(values), spec)}"
+                         f"-{format(max(values), spec)})" if values else '')
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -118,7 +145,7 @@ def curve_table(document) -> str:
         return 'no evaluation during training: no learning curve'
     columns = metric_columns([point['metrics'] for arm in arms for point in arm['curve']],
                              headline_only=True)
-    header = [f"{arm['name']}: {cell}" for arm in arms
+    header = [f"{label(arm, document)}: {cell}" for arm in arms
               for cell in ['iterations', 'train min'] + [name for name, _, _ in columns]]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for index in range(max(len(arm['curve']) for arm in arms)):
@@ -144,22 +171,27 @@ def main(argv=None):
                         help='evaluate after every pass too: the learning curve')
     parser.add_argument('--data-root', help='default: data/toy_coco (detectors), '
                         'data/toy_ade (Semantic FPN); generated when missing')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0],
+                        help='train every arm once per seed (default: 0)')
     parser.add_argument('--work-dir', default='work_dirs/toy_learning')
     parser.add_argument('--out', help='JSON path without suffix; default '
                         'benchmarks/results/toy_learning_<model>')
-    parser.add_argument('--control', help='the control arm\'s config (a diagnosis); '
-                        'default: the model\'s ResNet-18 + FPN control')
+    parser.add_argument('--control', nargs='+', help='the control arms\' configs (a '
+                        'diagnosis); default: the model\'s ResNet-18 + FPN control')
     parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='config overrides applied to both arms (ablations)')
+                        help='config overrides applied to every arm (ablations)')
     args = parser.parse_args(argv)
-    ours, control, library, default_root = MODELS[args.model]
-    control_name = CONTROL.format(library=library)
+    if len(set(args.seeds)) < len(args.seeds):
+        parser.error(f'--seeds {" ".join(map(str, args.seeds))}: give each seed once '
+                     '(training is deterministic for a seed)')
+    ours, stock_control, library, default_root = MODELS[args.model]
+    controls = {stock_control: CONTROL.format(library=library)}  # config -> arm name
     if args.control:
-        if not osp.isfile(args.control):
-            parser.error(f'--control {args.control}: no such config file')
-        control = osp.relpath(osp.abspath(args.control), ROOT)
-        control_name = f'{control} (control)'  # a diagnosis is named by its config
+        missing = [path for path in args.control if not osp.isfile(path)]
+        if missing:
+            parser.error(f'--control {" ".join(missing)}: no such config file')
+        controls = {control: controls.get(control, f'{control} (control)')  # named by config
+                    for control in (osp.relpath(osp.abspath(path), ROOT) for path in args.control)}
     segmentation = args.model == 'semantic_fpn'
     length = args.iters if segmentation else args.epochs
     if (args.epochs if segmentation else args.iters) is not None:
@@ -167,11 +199,12 @@ def main(argv=None):
                      'Semantic FPN\'s (iterations)')
     os.chdir(ROOT)
     from mmengine.config import Config
-    configs = {path: Config.fromfile(path) for path in (ours, control)}
-    kind, control_kind = configs[ours].model.type, configs[control].model.type
-    if control_kind != kind:
-        parser.error(f'--control {control} builds a {control_kind}, not a {kind} like {ours}: '
-                     f'give a {args.model} config')
+    configs = {path: Config.fromfile(path) for path in (ours, *controls)}
+    kind = configs[ours].model.type
+    for control in controls:
+        if configs[control].model.type != kind:
+            parser.error(f'--control {control} builds a {configs[control].model.type}, not a '
+                         f'{kind} like {ours}: give a {args.model} config')
     from efficientvit_det.demo import ensure_toy_ade, ensure_toy_coco, toy_run_options
     from efficientvit_det.fileio import atomic_path
     from efficientvit_det.latency import machine_info
@@ -180,26 +213,30 @@ def main(argv=None):
     (ensure_toy_ade if segmentation else ensure_toy_coco)(data_root)
     out = args.out or f'benchmarks/results/toy_learning_{args.model}'
     arms = []
-    for name, config in ((OURS, ours), (control_name, control)):
-        options = toy_run_options(config, data_root, length, args.every_pass)
-        options += [f'randomness.seed={args.seed}'] + args.cfg_options
-        params = sum(p.numel() for p in
-                     build_model_from_config(configs[config]).parameters()) / 1e6
-        print(f'[toy_learning] {name}: training {config}')
-        per_iter, iters, minutes, metrics, curve = train_and_evaluate(
-            config, osp.join(args.work_dir, f'{args.model}_{len(arms)}'), options)
-        arms.append(dict(name=name, config=config, iterations=iters,
-                         params_m=params, train_minutes=minutes, seconds_per_iter=per_iter,
-                         metrics={k: float(v) for k, v in metrics.items()}, curve=curve))
     document = dict(command='python ' + ' '.join([osp.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
                     time=time.strftime('%Y-%m-%d %H:%M:%S'), machine=machine_info(),
-                    seed=args.seed, data_root=data_root, cfg_options=args.cfg_options,
+                    seeds=args.seeds, data_root=data_root, cfg_options=args.cfg_options,
                     arms=arms)
-    with atomic_path(out + '.json') as partial, open(partial, 'w') as f:
-        json.dump(document, f, indent=2)
+    for seed in args.seeds:
+        for name, config in ((OURS, ours), *((name, path) for path, name in controls.items())):
+            options = toy_run_options(config, data_root, length, args.every_pass)
+            options += [f'randomness.seed={seed}'] + args.cfg_options
+            params = sum(p.numel() for p in
+                         build_model_from_config(configs[config]).parameters()) / 1e6
+            print(f'[toy_learning] {name}, seed {seed}: training {config}')
+            per_iter, iters, minutes, metrics, curve = train_and_evaluate(
+                config, osp.join(args.work_dir, f'{args.model}_{len(arms)}'), options)
+            arms.append(dict(name=name, config=config, seed=seed, iterations=iters,
+                             params_m=params, train_minutes=minutes, seconds_per_iter=per_iter,
+                             metrics={k: float(v) for k, v in metrics.items()}, curve=curve))
+            # written after every arm: a long run stopped midway keeps what it measured
+            with atomic_path(out + '.json') as partial, open(partial, 'w') as f:
+                json.dump(document, f, indent=2)
     print(table(document))
     if args.every_pass:
         print(curve_table(document))
+    if len(args.seeds) > 1:
+        print(seed_table(document))
     print(f'wrote {out}.json')
     return document
 

@@ -392,22 +392,59 @@ def test_toy_learning_applies_an_ablation_to_both_arms(tmp_path, monkeypatch):
     assert all(arm['curve'] == [] for arm in saved['arms'])
 
 
-def test_toy_learning_trains_another_control_when_asked(tmp_path, monkeypatch):
-    """--control CONFIG (a diagnosis): ours against that config, named after it; a
-    missing file is refused before anything trains."""
+def test_toy_learning_trains_other_controls_when_asked(tmp_path, monkeypatch):
+    """--control CONFIG ... (a diagnosis): ours against those configs, in order, each
+    named after its config (the stock control keeps its name); a missing file or a
+    config of another model kind is refused before anything trains."""
     toy_learning, calls = _toy_learning_with_a_fake_trainer(
         monkeypatch, {}, 3, final={'coco/bbox_mAP': 0.5})
-    diagnosis = 'benchmarks/configs/mask_rcnn_r18_from_stride16_toy.py'
+    stock, diagnosis = ('benchmarks/configs/mask_rcnn_r18_toy.py',
+                        'benchmarks/configs/mask_rcnn_r18_from_stride16_toy.py')
     document = toy_learning.main(['--out', str(tmp_path / 'result'), '--data-root', 'd',
-                                  '--control', os.path.join(ROOT, diagnosis)])
-    assert [argv[0] for argv in calls] == ['configs/toy/mask_rcnn_shvit_s1_toy.py', diagnosis]
-    assert document['arms'][1]['name'] == f'{diagnosis} (control)'
+                                  '--control', stock, os.path.join(ROOT, diagnosis)])
+    assert [argv[0] for argv in calls] == ['configs/toy/mask_rcnn_shvit_s1_toy.py', stock,
+                                          diagnosis]
+    assert [arm['name'] for arm in document['arms']] == [
+        'SHViT-S1 + TransposedFPN (ours)', 'ResNet-18 + FPN (mmdet, control)',
+        f'{diagnosis} (control)']
+    for argv in (['--control', stock, 'absent.py'],
+                 ['--model', 'semantic_fpn', '--control', diagnosis]):  # a detector
+        with pytest.raises(SystemExit):
+            toy_learning.main(argv + ['--out', str(tmp_path / 'result')])
+    assert len(calls) == 3
+
+
+def test_toy_learning_repeats_every_arm_per_seed(tmp_path, monkeypatch, capsys):
+    """--seeds: every arm trained once per seed, all arms of a seed before the next
+    (the machine's drift spread over every arm alike), each run recorded with its seed
+    and written as soon as it ends; a table of each arm's mean and range over the
+    seeds. A repeated seed is refused."""
+    scores = iter([0.1, 0.4, 0.3, 0.2])
+    toy_learning, calls = _toy_learning_with_a_fake_trainer(monkeypatch, {}, 3)
+
+    def train_and_evaluate(config, work_dir, options):
+        if calls:  # what the runs before this one measured is on disk already
+            assert len(json.load(open(tmp_path / 'result.json'))['arms']) == len(calls)
+        calls.append([config, '--cfg-options', *options])
+        return 1.0, 3, 0.1, {'coco/bbox_mAP': next(scores)}, []
+    monkeypatch.setattr(toy_learning, 'train_and_evaluate', train_and_evaluate)
+    document = toy_learning.main(['--out', str(tmp_path / 'result'), '--data-root', 'd',
+                                  '--seeds', '3', '5'])
+    assert [(argv[0].split('/')[-1], _options(argv)['randomness.seed']) for argv in calls] == [
+        ('mask_rcnn_shvit_s1_toy.py', '3'), ('mask_rcnn_r18_toy.py', '3'),
+        ('mask_rcnn_shvit_s1_toy.py', '5'), ('mask_rcnn_r18_toy.py', '5')]
+    saved = json.load(open(tmp_path / 'result.json'))
+    assert saved['seeds'] == [3, 5] and [arm['seed'] for arm in saved['arms']] == [3, 3, 5, 5]
+    out = capsys.readouterr().out
+    assert re.search(r'^\| ResNet-18 \+ FPN \(mmdet, control\), seed 5 \| [\d.]+ \| 1\.00 \| '
+                     r'0\.200 \|$', out, re.MULTILINE)
+    assert re.search(r'^\| SHViT-S1 \+ TransposedFPN \(ours\) \| 2 \| 1\.00 \| '
+                     r'0\.200 \(0\.100-0\.300\) \|$', out, re.MULTILINE)
+    assert re.search(r'^\| ResNet-18 \+ FPN \(mmdet, control\) \| 2 \| 1\.00 \| '
+                     r'0\.300 \(0\.200-0\.400\) \|$', out, re.MULTILINE)
     with pytest.raises(SystemExit):
-        toy_learning.main(['--out', str(tmp_path / 'result'), '--control', 'absent.py'])
-    with pytest.raises(SystemExit):  # a detector as the Semantic FPN's control
-        toy_learning.main(['--model', 'semantic_fpn', '--out', str(tmp_path / 'result'),
-                           '--control', diagnosis])
-    assert len(calls) == 2
+        toy_learning.main(['--out', str(tmp_path / 'result'), '--seeds', '1', '1'])
+    assert len(calls) == 4
 
 
 def test_toy_learning_refuses_an_empty_schedule(tmp_path, monkeypatch, capsys):
