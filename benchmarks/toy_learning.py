@@ -16,7 +16,7 @@ the training images: the learning curve, metrics against training minutes
 all of them alike) and adds a table of each arm's mean and range over the seeds:
 how far one seed's difference can be trusted. The detectors' schedules are passes
 (``--epochs``), the Semantic FPN's iterations (``--iters``).
-The machine is shared: compare the two rows of one run, not runs across days.
+The machine is shared: compare the rows of one run, not runs across days.
 """
 import argparse
 import json
