@@ -701,7 +701,6 @@ def test_rank_consistency_flags_a_pair_that_swaps_between_runs(tmp_path, monkeyp
     assert report['separated_in_both'] == 3 and report['agreeing'] == 2
     assert [c['a'][0] for c in report['contradictions']] == ['a']
 
-
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(rank.json, 'dump', interrupted)

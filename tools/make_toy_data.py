@@ -14,7 +14,6 @@ from efficientvit_det.toy_data import (TOY_ADE_TRAIN_IMAGES, TOY_ADE_VAL_IMAGES,
                                        TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES, make_ade_toy,
                                        make_coco_toy)
 
-
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
