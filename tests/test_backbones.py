@@ -319,6 +319,31 @@ def test_out_indices_subset():
     assert out.shape == (1, 224, 2, 2) and model.out_channels == [224]
 
 
+@pytest.mark.parametrize('family', [SHViT, EfficientViT, UniForm])
+def test_stem_out_strides_return_the_stems_own_activations(family):
+    """The stem taps are the stem's activations at strides 4 and 8 (computed from
+    the image), finest first, before the stages' unchanged outputs."""
+    smallest = sorted(family.arch_settings)[0]
+    model = randomize_(family(smallest, stem_out_strides=(8, 4))).eval()
+    plain = family(smallest).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 128, 96)
+    outs = model(x)
+    stem = model.patch_embed
+    after_conv2 = stem.act2(stem.conv2(stem.act1(stem.conv1(x))))
+    assert torch.equal(outs[0], after_conv2)
+    assert torch.equal(outs[1], stem.act3(stem.conv3(after_conv2)))
+    assert_features_close(plain(x), outs[2:], atol=0)
+    assert [o.shape[1] for o in outs] == model.out_channels
+    assert [f['reduction'] for f in model.feature_info] == [4, 8, 16, 32, 64]
+    assert [128 // o.shape[2] for o in outs] == [4, 8, 16, 32, 64]
+
+
+def test_stem_out_strides_outside_the_stem_are_refused():
+    with pytest.raises(ValueError, match=r'stem_out_strides must be a subset of \(2, 4, 8\)'):
+        SHViT('s1', stem_out_strides=(16,))
+
+
 @pytest.mark.parametrize('family,variants', [(SHViT, SHVIT), (EfficientViT, EFFICIENTVIT),
                                              (UniForm, UNIFORM)])
 def test_unknown_arch_lists_known(family, variants):

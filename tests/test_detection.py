@@ -118,6 +118,22 @@ def test_the_stride16_diagnosis_control_feeds_our_neck_as_our_backbones_do():
     assert [tuple(f.shape[2:]) for f in features] == [(6, 10), (3, 5)]  # strides 16, 32
     assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4
 
+
+def test_the_stem_taps_diagnosis_arm_feeds_the_stems_fine_maps_to_the_neck():
+    """benchmarks/configs/mask_rcnn_shvit_s1_stem_taps_toy.py: the toy Mask R-CNN
+    whose neck reads strides 4 and 8 from the stem (no transposed convs), else
+    the toy detector unchanged."""
+    ours = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py'))
+    arm = Config.fromfile(
+        os.path.join(ROOT, 'benchmarks', 'configs', 'mask_rcnn_shvit_s1_stem_taps_toy.py'))
+    assert {k for k in ours.model if ours.model[k] != arm.model[k]} == {'backbone', 'neck'}
+    model = build_from_config(arm)
+    assert model.neck.out_strides == [4, 8, 16, 32, 64] and not model.neck.trans_convs
+    features = model.backbone(torch.rand(1, 3, 96, 160))
+    assert [f.shape[1] for f in features] == [32, 64, 128, 224, 320]
+    assert [tuple(f.shape[2:]) for f in features[:2]] == [(24, 40), (12, 20)]
+    assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4
+
 # ----------------------------------------------------------------------------- the neck
 
 @pytest.mark.parametrize('trans,extra,num_outs,strides', [

@@ -98,6 +98,11 @@ class EfficientBackbone(FreezableBackbone):
             first k stages (parameters fixed, modules kept in eval mode).
         norm_eval: keep normalisation layers in eval mode while training
             (frozen BatchNorm statistics, as the public detection recipes do).
+        stem_out_strides: also return the stem's activations at these strides (of
+            2, 4, 8), before the stages' outputs: finer maps computed from the
+            image, for a neck that takes its fine levels from them instead of
+            transposed convolutions of the stride-16 map (not the papers' design;
+            their detectors' checkpoints have no neck for them).
         with_cp: gradient checkpointing per block (less memory, more compute).
         drop_path_rate: stochastic depth, linearly increasing over the blocks.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any supported
@@ -109,7 +114,8 @@ class EfficientBackbone(FreezableBackbone):
     arch_keys: Sequence[str] = ('embed_dims', 'depths')
 
     def __init__(self, arch: Union[str, dict], in_channels: int = 3,
-                 out_indices: Sequence[int] = (0, 1, 2), frozen_stages: int = -1,
+                 out_indices: Sequence[int] = (0, 1, 2), stem_out_strides: Sequence[int] = (),
+                 frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False,
                  drop_path_rate: float = 0.0, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -123,7 +129,12 @@ class EfficientBackbone(FreezableBackbone):
                              f'got {out_indices}')
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in -1..{num_stages}, got {frozen_stages}')
+        stem_out_strides = tuple(sorted(stem_out_strides))
+        if any(s not in Stem.tap_strides for s in stem_out_strides):
+            raise ValueError(f'stem_out_strides must be a subset of {Stem.tap_strides}, '
+                             f'got {stem_out_strides}')
         self.out_indices = out_indices
+        self.stem_out_strides = stem_out_strides
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
 
@@ -138,9 +149,12 @@ class EfficientBackbone(FreezableBackbone):
         self.stages = nn.ModuleList(stages)
         for stage in self.stages:
             stage.with_cp = with_cp
-        self.out_channels = [dims[i] for i in out_indices]
-        self.feature_info = [dict(num_chs=dims[i], reduction=16 * 2 ** i, module=f'stages.{i}')
-                             for i in out_indices]
+        stem_taps = [(self.patch_embed.tap_channels[s], s,
+                      f'patch_embed.act{Stem.tap_strides.index(s) + 1}') for s in stem_out_strides]
+        outputs = stem_taps + [(dims[i], 16 * 2 ** i, f'stages.{i}') for i in out_indices]
+        self.out_channels = [channels for channels, _, _ in outputs]
+        self.feature_info = [dict(num_chs=channels, reduction=stride, module=module)
+                             for channels, stride, module in outputs]
         self.fused = False
         self._freeze()
 
@@ -169,8 +183,7 @@ class EfficientBackbone(FreezableBackbone):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor):
-        x = self.patch_embed(x)
-        outs = []
+        x, outs = self.patch_embed.forward_taps(x, self.stem_out_strides)
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i in self.out_indices:

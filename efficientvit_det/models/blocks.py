@@ -9,7 +9,7 @@ UniForm reference code): ``patch_embed.conv1.conv``, ``stages.N.downsample``,
 ``stages.N.blocks.M``; a Conv+BN unit holds ``conv`` and ``bn``.
 """
 import itertools
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -129,9 +129,13 @@ def ffn_residual(dim: int, drop_path_prob: float = 0.0) -> Residual:
 class Stem(nn.Module):
     """16x patchify: four 3x3 stride-2 Conv+BN, channels C/8 -> C/4 -> C/2 -> C."""
 
+    #: strides of the activations that ``forward_taps`` can return
+    tap_strides = (2, 4, 8)
+
     def __init__(self, in_channels: int, dim: int):
         super().__init__()
         widths = [dim // 8, dim // 4, dim // 2, dim]
+        self.tap_channels = dict(zip(self.tap_strides, widths))
         self.conv1 = ConvNorm(in_channels, widths[0], 3, 2)
         self.act1 = nn.ReLU()
         self.conv2 = ConvNorm(widths[0], widths[1], 3, 2)
@@ -141,10 +145,18 @@ class Stem(nn.Module):
         self.conv4 = ConvNorm(widths[2], widths[3], 3, 2)
 
     def forward(self, x):
-        x = self.act1(self.conv1(x))
-        x = self.act2(self.conv2(x))
-        x = self.act3(self.conv3(x))
-        return self.conv4(x)
+        return self.forward_taps(x)[0]
+
+    def forward_taps(self, x, strides: Sequence[int] = ()):
+        """The stem's output and its activations at ``strides`` (finest first): maps
+        computed from the image at strides finer than 16, for a pyramid's fine levels."""
+        taps = []
+        for stride, conv, act in zip(self.tap_strides, (self.conv1, self.conv2, self.conv3),
+                                     (self.act1, self.act2, self.act3)):
+            x = act(conv(x))
+            if stride in strides:
+                taps.append(x)
+        return self.conv4(x), taps
 
 
 class SqueezeExcite(nn.Module):
