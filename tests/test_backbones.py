@@ -323,8 +323,8 @@ def test_out_indices_subset():
 def test_stem_out_strides_return_the_stems_own_activations(family):
     """The stem taps are the stem's activations at strides 4 and 8 (computed from
     the image), finest first, before the stages' unchanged outputs."""
-    smallest = sorted(family.arch_settings)[0]
-    model = randomize_(family(smallest, stem_out_strides=(8, 4))).eval()
+    smallest = next(iter(family.arch_settings))
+    model = randomize_(family(smallest, stem_out_strides=(8, 4, 8))).eval()
     plain = family(smallest).eval()
     plain.load_state_dict(model.state_dict())
     x = torch.randn(1, 3, 128, 96)
@@ -337,6 +337,12 @@ def test_stem_out_strides_return_the_stems_own_activations(family):
     assert [o.shape[1] for o in outs] == model.out_channels
     assert [f['reduction'] for f in model.feature_info] == [4, 8, 16, 32, 64]
     assert [128 // o.shape[2] for o in outs] == [4, 8, 16, 32, 64]
+    assert [f['module'] for f in model.feature_info][:2] == ['patch_embed.act2',
+                                                             'patch_embed.act3']
+    with torch.no_grad():
+        fused = model.fuse()(x)  # the taps survive folding
+    assert len(fused) == 5
+    assert all(((a - b).abs().max() / a.abs().max()).item() <= 1e-4 for a, b in zip(outs, fused))
 
 
 def test_stem_out_strides_outside_the_stem_are_refused():

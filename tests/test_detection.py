@@ -126,8 +126,10 @@ def test_the_stem_taps_diagnosis_arm_feeds_the_stems_fine_maps_to_the_neck():
     ours = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py'))
     arm = Config.fromfile(
         os.path.join(ROOT, 'benchmarks', 'configs', 'mask_rcnn_shvit_s1_stem_taps_toy.py'))
-    assert {k for k in ours.model if ours.model[k] != arm.model[k]} == {'backbone', 'neck'}
+    assert {k for k in {**ours.model, **arm.model} if ours.model.get(k) != arm.model.get(k)} \
+        == {'backbone', 'neck'}
     model = build_from_config(arm)
+    assert [f['reduction'] for f in model.backbone.feature_info] == model.neck.in_strides
     assert model.neck.out_strides == [4, 8, 16, 32, 64] and not model.neck.trans_convs
     features = model.backbone(torch.rand(1, 3, 96, 160))
     assert [f.shape[1] for f in features] == [32, 64, 128, 224, 320]

@@ -88,7 +88,8 @@ class Stage(nn.Module):
 
 
 class EfficientBackbone(FreezableBackbone):
-    """Stem (stride 16) and three stages (strides 16, 32, 64).
+    """Stem (stride 16) and three stages (strides 16, 32, 64); the stem's finer
+    activations too, when asked for (``stem_out_strides``).
 
     Args:
         arch: a name from ``arch_settings`` or a dict with the same keys.
@@ -98,13 +99,13 @@ class EfficientBackbone(FreezableBackbone):
             first k stages (parameters fixed, modules kept in eval mode).
         norm_eval: keep normalisation layers in eval mode while training
             (frozen BatchNorm statistics, as the public detection recipes do).
+        with_cp: gradient checkpointing per block (less memory, more compute).
+        drop_path_rate: stochastic depth, linearly increasing over the blocks.
         stem_out_strides: also return the stem's activations at these strides (of
             2, 4, 8), before the stages' outputs: finer maps computed from the
             image, for a neck that takes its fine levels from them instead of
             transposed convolutions of the stride-16 map (not the papers' design;
             their detectors' checkpoints have no neck for them).
-        with_cp: gradient checkpointing per block (less memory, more compute).
-        drop_path_rate: stochastic depth, linearly increasing over the blocks.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any supported
             checkpoint layout strictly (see ``efficientvit_det.checkpoints``).
     """
@@ -114,10 +115,10 @@ class EfficientBackbone(FreezableBackbone):
     arch_keys: Sequence[str] = ('embed_dims', 'depths')
 
     def __init__(self, arch: Union[str, dict], in_channels: int = 3,
-                 out_indices: Sequence[int] = (0, 1, 2), stem_out_strides: Sequence[int] = (),
-                 frozen_stages: int = -1,
+                 out_indices: Sequence[int] = (0, 1, 2), frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False,
-                 drop_path_rate: float = 0.0, init_cfg=None):
+                 drop_path_rate: float = 0.0, stem_out_strides: Sequence[int] = (),
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.arch = self.resolve_arch(arch)
         self.arch_name = arch.lower() if isinstance(arch, str) else 'custom'
@@ -129,7 +130,7 @@ class EfficientBackbone(FreezableBackbone):
                              f'got {out_indices}')
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in -1..{num_stages}, got {frozen_stages}')
-        stem_out_strides = tuple(sorted(stem_out_strides))
+        stem_out_strides = tuple(sorted(set(stem_out_strides)))
         if any(s not in Stem.tap_strides for s in stem_out_strides):
             raise ValueError(f'stem_out_strides must be a subset of {Stem.tap_strides}, '
                              f'got {stem_out_strides}')

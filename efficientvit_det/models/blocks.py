@@ -9,7 +9,7 @@ UniForm reference code): ``patch_embed.conv1.conv``, ``stages.N.downsample``,
 ``stages.N.blocks.M``; a Conv+BN unit holds ``conv`` and ``bn``.
 """
 import itertools
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -147,7 +147,8 @@ class Stem(nn.Module):
     def forward(self, x):
         return self.forward_taps(x)[0]
 
-    def forward_taps(self, x, strides: Sequence[int] = ()):
+    def forward_taps(self, x: torch.Tensor,
+                     strides: Sequence[int] = ()) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """The stem's output and its activations at ``strides`` (finest first): maps
         computed from the image at strides finer than 16, for a pyramid's fine levels."""
         taps = []
