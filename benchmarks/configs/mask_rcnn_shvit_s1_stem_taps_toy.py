@@ -2,7 +2,8 @@
 # SHViT-S1 whose neck takes its stride-4 and stride-8 levels from the stem's own
 # activations at those strides (computed from the image, 32 and 64 channels)
 # instead of transposed convolutions of the stride-16 map. Not the papers' design:
-# what the ResNet-18 control's fine levels would be, at our backbone's cost.
+# fine levels computed from the image, as the ResNet-18 control's are, but from
+# our own backbone (no new parameters but the neck's two stride-4/8 laterals).
 _base_ = ['../../configs/toy/mask_rcnn_shvit_s1_toy.py']
 
 model = dict(

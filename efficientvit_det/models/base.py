@@ -150,9 +150,9 @@ class EfficientBackbone(FreezableBackbone):
         self.stages = nn.ModuleList(stages)
         for stage in self.stages:
             stage.with_cp = with_cp
-        stem_taps = [(self.patch_embed.tap_channels[s], s,
-                      f'patch_embed.act{Stem.tap_strides.index(s) + 1}') for s in stem_out_strides]
-        outputs = stem_taps + [(dims[i], 16 * 2 ** i, f'stages.{i}') for i in out_indices]
+        taps = self.patch_embed.taps
+        outputs = [(taps[s][0], s, f'patch_embed.{taps[s][1]}') for s in stem_out_strides]
+        outputs += [(dims[i], 16 * 2 ** i, f'stages.{i}') for i in out_indices]
         self.out_channels = [channels for channels, _, _ in outputs]
         self.feature_info = [dict(num_chs=channels, reduction=stride, module=module)
                              for channels, stride, module in outputs]

@@ -135,7 +135,9 @@ class Stem(nn.Module):
     def __init__(self, in_channels: int, dim: int):
         super().__init__()
         widths = [dim // 8, dim // 4, dim // 2, dim]
-        self.tap_channels = dict(zip(self.tap_strides, widths))
+        # stride -> (channels, activation module) of each tap: what feature_info names
+        self.taps = {stride: (width, f'act{i + 1}')
+                     for i, (stride, width) in enumerate(zip(self.tap_strides, widths))}
         self.conv1 = ConvNorm(in_channels, widths[0], 3, 2)
         self.act1 = nn.ReLU()
         self.conv2 = ConvNorm(widths[0], widths[1], 3, 2)
