@@ -336,8 +336,17 @@ def _train(coco, work_dir, epochs, extra=()):
     process = subprocess.Popen(
         [PYTHON, 'tools/train.py', TOY_CONFIG, '--work-dir', str(work_dir), *extra,
          '--cfg-options', *short_run_options(coco, epochs)],
-        cwd=ROOT, stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+        cwd=ROOT, stdout=open(log, 'w'), stderr=subprocess.STDOUT, start_new_session=True)
     return process, log
+
+
+def _kill_job(process):
+    """SIGKILL to the training process and its data-loader workers, as a scheduler
+    kills a job (a worker outliving its main process would hold memory to the end)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # all gone already
+        pass
 
 
 def _tail(log):
@@ -364,7 +373,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(coco, tmp_path):
         assert killed.poll() is None and time.time() < deadline, _tail(killed_log)
         time.sleep(0.2)
     time.sleep(1.0)
-    killed.send_signal(signal.SIGKILL)
+    _kill_job(killed)
     killed.wait()
     assert not (tmp_path / 'killed' / f'epoch_{epochs}.pth').exists()
     leftovers = [p.name for p in (tmp_path / 'killed').iterdir() if '.partial' in p.name]
@@ -430,7 +439,7 @@ def test_kill_during_checkpoint_write_loses_nothing(coco, tmp_path, signum):
     process = subprocess.Popen(
         [PYTHON, '-c', STALLED_SAVE, TOY_CONFIG, '--work-dir', str(work_dir),
          '--cfg-options', *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        text=True, start_new_session=True)
     line = process.stdout.readline()
     while line and line.strip() != 'writing':
         line = process.stdout.readline()
@@ -439,6 +448,7 @@ def test_kill_during_checkpoint_write_loses_nothing(coco, tmp_path, signum):
     assert partials and partials[0].startswith('epoch_2.pth.partial-')  # caught half-way
     process.send_signal(signum)
     assert process.wait(timeout=60) == (128 + signum if signum == signal.SIGTERM else -signum)
+    _kill_job(process)  # its workers
 
     left = sorted(p.name for p in work_dir.iterdir() if p.suffix == '.pth' or '.partial' in p.name)
     assert 'epoch_1.pth' in left and 'epoch_2.pth' not in left
