@@ -392,8 +392,8 @@ def _onnx_with_input(path, name, dims):
 def test_jetson_recipe_runs_trtexec_with_the_pinned_flags(tmp_path):
     """tools/jetson/build_and_profile.sh as a user runs it, against a stand-in trtexec
     that records its arguments and prints a TensorRT 10 log: a dynamic export gets
-    --shapes, a fixed-size one (whole detectors are) must not (trtexec refuses
-    them), and a shape that is not the file's is one clear line."""
+    --shapes, a fixed-size one must not (trtexec refuses them), and a shape that
+    is not the file's (a dynamic whole detector's batch is 1) is one clear line."""
     pytest.importorskip('onnx')
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
@@ -405,6 +405,7 @@ def test_jetson_recipe_runs_trtexec_with_the_pinned_flags(tmp_path):
     path = os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable), os.environ['PATH']])
     _onnx_with_input(tmp_path / 'dynamic.onnx', 'images', ['batch', 3, 'height', 'width'])
     _onnx_with_input(tmp_path / 'fixed.onnx', 'input', [1, 3, 384, 640])
+    _onnx_with_input(tmp_path / 'whole.onnx', 'input', [1, 3, 'height', 'width'])
 
     def recipe(onnx_file, shape, batch):
         (tmp_path / 'argv').unlink(missing_ok=True)
@@ -428,6 +429,8 @@ def test_jetson_recipe_runs_trtexec_with_the_pinned_flags(tmp_path):
     for onnx_file, shape, batch, message in (
             ('fixed.onnx', '512x512', '1', 'at the fixed input 1x3x384x640, not 1x3x512x512'),
             ('fixed.onnx', '384x640', '2', 'at the fixed input 1x3x384x640, not 2x3x384x640'),
+            ('whole.onnx', '384x640', '2', 'takes inputs 1x3xheightxwidth (named axes free), '
+                                           'not 2x3x384x640'),
             ('missing.onnx', '512x512', '1', 'no such ONNX file')):
         result = recipe(onnx_file, shape, batch)
         assert result.returncode != 0 and message in result.stderr, result.stderr

@@ -6,14 +6,14 @@ against PyTorch with ONNX Runtime in the same run.
     python tools/export_onnx.py --config configs/mask_rcnn_shvit_s4.py --whole \
         --checkpoint CKPT --shape 800x1333 [--image demo.jpg]
 
---dynamic marks batch/height/width dynamic and checks a second shape too. A whole
-detector goes from image to final detections, NMS and RoIAlign included
-(NonMaxSuppression, RoiAlign: opset >= 16), at a fixed size, one image: input
-``input`` (1, 3, H, W) float BGR 0-255, resized (the graph normalises and pads it
-as mmdet does); outputs ``boxes`` (N, 4) x1y1x2y2 in input pixels, ``scores``,
+--dynamic marks batch/height/width dynamic (a whole detector: height/width) and
+checks a second shape too (64 rows and 32 columns more). A whole detector goes
+from image to final detections, NMS and RoIAlign included (NonMaxSuppression,
+RoiAlign: opset >= 16), one image: input ``input`` (1, 3, H, W) float BGR 0-255,
+resized (the graph normalises and pads it as mmdet does); outputs ``boxes`` (N, 4) x1y1x2y2 in input pixels, ``scores``,
 ``labels`` and for Mask R-CNN ``masks`` (N, 28, 28) probabilities inside each box.
 Its detections on the image (``--image``, resized to the shape; default uniform
-noise) are paired with those of the graph in PyTorch and, with --checkpoint, of
+noise; with --dynamic at both shapes) are paired with those of the graph in PyTorch and, with --checkpoint, of
 mmdet's own ``model.predict`` (random weights make near-equal scores, whose ties
 mmdet breaks its own way). OUT is replaced only by an export that matches; one
 that does not is kept beside it as OUT.invalid.onnx for inspection (exit 1).
@@ -77,14 +77,14 @@ def main(argv=None):
         if args.batch != 1:
             parser.error('a whole detector takes one image: --batch 1')
         example = detector_input(parser, args.image, height, width)
+        other = detector_input(parser, args.image, height + 64, width + 32)
     else:
         example = torch.randn(args.batch, 3, height, width)
+        other = torch.randn(args.batch + 1, 3, height + 64, width + 32)
     invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
     try:  # OUT is replaced only when the block completes: a matching export
         with atomic_path(out) as staged:
             export_onnx(model, example, staged, dynamic=args.dynamic, opset=args.opset)
-            other = (torch.randn(args.batch + 1, 3, height + 64, width + 32)
-                     if args.dynamic else None)
             reports = validate(model, staged, example, args.dynamic, other,
                                trained=args.checkpoint is not None)
             for report in reports:
@@ -97,6 +97,11 @@ def main(argv=None):
         return 2
     except ExportMismatch:
         print(f'the export does not match PyTorch: kept as {invalid}; {out} left as it was')
+        if args.dynamic:
+            print('a dynamic export holds only where the graph has no size written into it: '
+                  'EfficientViT-M and UniForm attend to a map that fits in one window whole, '
+                  'so export them at a size where every stage\'s map is larger than its '
+                  'window (e.g. 512x512) and run them at such sizes')
         return 1
     print(f'wrote {out}')
     return 0

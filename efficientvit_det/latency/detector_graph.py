@@ -15,8 +15,9 @@ divisor (32) as mmdet's data preprocessor does.
 Output: ``boxes (N, 4)`` x1y1x2y2 in input pixels, ``scores (N,)``, ``labels (N,)``
 and, with a mask head, ``masks (N, M, M)``: each detection's mask probabilities in
 its box (M = 28 in mmdet's configs), to paste into the image with
-:func:`paste_masks`. The input size is fixed at export (anchors and clipping are
-constants of the graph): export once per deployment size.
+:func:`paste_masks`. Everything that depends on the input size (padding, anchors,
+box clipping, how many candidates a level has for its top-k) is computed from the
+image's shape in the graph, so one export can take any size (``--dynamic``).
 """
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -96,9 +97,11 @@ class DetectorGraph(nn.Module):
         if image.shape[0] != 1:
             raise ValueError(f'the whole-detector graph takes one image, got a batch of '
                              f'{image.shape[0]}')
-        self.image_shape = tuple(image.shape[-2:])  # boxes are clipped to it, as mmdet's
+        # boxes are clipped to the image, as mmdet's: (W, H, W, H) read from its
+        # shape in the graph, not written into it as constants
+        self.box_limits = torch._shape_as_tensor(image)[2:].flip(0).repeat(2).to(image.dtype)
         normalised = (image[:, self.channel_order] - self.mean) / self.std
-        height, width = self.image_shape
+        height, width = image.shape[-2:]
         return self.model.backbone(torch.nn.functional.pad(  # bottom / right, as mmdet
             normalised, (0, -width % self.pad_divisor, 0, -height % self.pad_divisor),
             value=self.pad_value))
@@ -157,7 +160,7 @@ class DetectorGraph(nn.Module):
         cfg = head.test_cfg
         boxes, logits, levels = [], [], []
         for level, (logit, delta, anchor) in enumerate(self._level_outputs(head, features)):
-            logit, index = logit.reshape(-1).topk(_at_most(cfg.nms_pre, logit.shape[0]))
+            logit, index = _top(logit.reshape(-1), cfg.nms_pre)
             boxes.append(self._decode(head.bbox_coder, anchor[index], delta[index]))
             logits.append(logit)
             levels.append(torch.full_like(index, level))
@@ -172,8 +175,7 @@ class DetectorGraph(nn.Module):
         cfg = head.test_cfg
         boxes, logits, labels = [], [], []
         for logit, delta, anchor in self._level_outputs(head, features):
-            flat = logit.reshape(-1)
-            logit, index = flat.topk(_at_most(cfg.nms_pre, flat.shape[0]))
+            logit, index = _top(logit.reshape(-1), cfg.nms_pre)
             keep = logit.sigmoid() > cfg.score_thr
             logit, index = logit[keep], index[keep]
             rows = torch.div(index, head.cls_out_channels, rounding_mode='floor')
@@ -187,10 +189,13 @@ class DetectorGraph(nn.Module):
 
     def _decode(self, coder, anchors, deltas):
         """mmdet's box decoding, called directly: ``coder.decode`` switches to a
-        path that imports ``mmdet.core`` (gone in 3.x) while exporting."""
-        return self._delta2bbox(anchors, deltas, coder.means, coder.stds, self.image_shape,
-                                clip_border=coder.clip_border,
-                                add_ctr_clamp=coder.add_ctr_clamp, ctr_clamp=coder.ctr_clamp)
+        path that imports ``mmdet.core`` (gone in 3.x) while exporting. Clipped here,
+        as mmdet clips, to limits that follow the input size."""
+        boxes = self._delta2bbox(anchors, deltas, coder.means, coder.stds, None,
+                                 add_ctr_clamp=coder.add_ctr_clamp, ctr_clamp=coder.ctr_clamp)
+        if coder.clip_border:
+            boxes = torch.min(boxes.clamp(min=0), self.box_limits)
+        return boxes
 
     @torch.no_grad()
     def sharpen_random_classifier_(self, factor: float = 10.0) -> None:
@@ -216,9 +221,11 @@ def _decodes_deltas(*heads) -> bool:
     return all(isinstance(head.bbox_coder, DeltaXYWHBBoxCoder) for head in heads)
 
 
-def _at_most(limit: int, count: int) -> int:
-    """A config's count limit (``nms_pre``, ``max_per_img``); mmdet reads <= 0 as none."""
-    return count if limit <= 0 else min(limit, count)
+def _top(values, limit: int):
+    """The ``limit`` largest values and their indices (mmdet reads a limit <= 0 as
+    none); fewer where there are fewer, a count taken from the shape in the graph."""
+    count = torch._shape_as_tensor(values)[0]
+    return values.topk(count if limit <= 0 else count.clamp(max=limit))
 
 
 def _drop_small(cfg, boxes, *per_box):

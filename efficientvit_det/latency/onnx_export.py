@@ -31,15 +31,12 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
                 dynamic: bool = False, opset: int = 17) -> List[str]:
     """Write ``model`` to ``path``; returns the output names.
 
-    ``dynamic`` marks batch, height and width as dynamic axes. A whole detector
-    (:class:`DetectorGraph`) is written at its example's size, with opset 16 or
-    later (aligned ``RoiAlign``); nothing is written when that cannot be.
+    ``dynamic`` marks batch, height and width as dynamic axes; a whole detector
+    (:class:`DetectorGraph`: one image, detections out) gets height and width, and
+    needs opset 16 or later (aligned ``RoiAlign``); nothing is written when that
+    cannot be.
     """
     output_names = getattr(model, 'output_names', None)
-    if output_names and dynamic:
-        raise ExportUnsupported('a whole detector is exported at a fixed input size (its '
-                                'anchors and box clipping are constants of the graph): '
-                                'drop --dynamic and export once per deployment size')
     if output_names and opset < 16:
         raise ExportUnsupported(f'opset {opset} has no aligned RoiAlign; a whole detector '
                                 'needs --opset 16 or later')
@@ -48,7 +45,9 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
         outputs = model(example)
     names = output_names or [f'feat{i}' for i in range(len(outputs))]
     axes = None
-    if dynamic:
+    if dynamic and output_names:  # the detections' count is the data's anyway
+        axes = {'input': {2: 'height', 3: 'width'}}
+    elif dynamic:
         axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
         axes.update({n: {0: 'batch', 2: f'{n}_h', 3: f'{n}_w'} for n in names})
     torch.onnx.export(model, (example,), path, input_names=['input'], output_names=names,
@@ -59,18 +58,35 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
 def compare_with_onnxruntime(model: torch.nn.Module, path: str,
                              inputs: Sequence[torch.Tensor]) -> List[Dict[str, object]]:
     """Max abs / relative error of every output, for each input, vs PyTorch."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    name = session.get_inputs()[0].name
+    session = _session(path)
     wrapped = _AsTuple(model).eval()
     reports = []
     for x in inputs:
+        got, failure = _run(session, x)
+        if failure:
+            reports.append(dict(output=None, error=failure, shape=list(x.shape), ok=False))
+            continue
         with torch.no_grad():
             expected = wrapped(x)
-        for report in output_errors(list(expected), session.run(None, {name: x.numpy()})):
+        for report in output_errors(list(expected), got):
             reports.append(dict(report, shape=list(x.shape),
                                 ok='error' not in report and report['rel_err'] < 1e-4))
     return reports
+
+
+def _session(path: str):
+    import onnxruntime as ort
+    return ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+
+
+def _run(session, x: torch.Tensor):
+    """(ONNX Runtime's outputs, None), or (None, why it could not compute them): a
+    graph that holds at the export size may not at another (a shape written into it
+    as a constant), and that is a mismatch to report, not a crash."""
+    try:
+        return session.run(None, {session.get_inputs()[0].name: x.numpy()}), None
+    except Exception as err:  # onnxruntime's Fail, InvalidArgument, ... (not RuntimeError)
+        return None, f'ONNX Runtime failed: {str(err).splitlines()[0]}'
 
 
 def validate(model, path: str, example: torch.Tensor, dynamic: bool,
@@ -79,9 +95,10 @@ def validate(model, path: str, example: torch.Tensor, dynamic: bool,
     """Compare at the export shape, and (dynamic export) at a second shape too; a
     whole detector's detections with those of the PyTorch graph and, for
     ``trained`` weights, of mmdet's own ``predict`` too."""
-    if isinstance(model, DetectorGraph):
-        return compare_detections_with_onnxruntime(model, path, example, trained)
     inputs = [example] + ([other] if dynamic and other is not None else [])
+    if isinstance(model, DetectorGraph):
+        return [report for image in inputs
+                for report in compare_detections_with_onnxruntime(model, path, image, trained)]
     return compare_with_onnxruntime(model, path, inputs)
 
 
@@ -92,9 +109,10 @@ def compare_detections_with_onnxruntime(graph: DetectorGraph, path: str, image: 
     :data:`AGREEMENT`. Random weights give many near-equal scores whose ties mmdet
     breaks its own way, so they are compared with the graph only, which ranks
     exactly as the export does (tests show the graph equals mmdet on trained ones)."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    got = as_detections(session.run(None, {session.get_inputs()[0].name: image.numpy()}))
+    outputs, failure = _run(_session(path), image)
+    if failure:
+        return [dict(against='PyTorch', error=failure, shape=list(image.shape), ok=False)]
+    got = as_detections(outputs)
     with torch.no_grad():
         references = [('PyTorch', as_detections(graph.eval()(image)))]
     if with_mmdet:
@@ -110,9 +128,10 @@ def compare_detections_with_onnxruntime(graph: DetectorGraph, path: str, image: 
 def describe(report: Dict[str, object]) -> str:
     """One line per report of :func:`validate`."""
     verdict = 'ok' if report['ok'] else 'MISMATCH'
-    if 'expected' in report:  # a whole detector's detections ("here": ONNX Runtime's)
+    if 'against' in report:  # a whole detector's detections ("here": ONNX Runtime's)
         return (f"input {report['shape']}, ONNX Runtime vs {report['against']}: {verdict} "
-                f"({format_match(report)})")
+                f"({report.get('error') or format_match(report)})")
     detail = report.get('error') or (f"max abs {report['abs_err']:.2e}, "
                                      f"rel {report['rel_err']:.2e}")
-    return f"input {report['shape']} output {report['output']}: {verdict} ({detail})"
+    output = '' if report['output'] is None else f" output {report['output']}"
+    return f"input {report['shape']}{output}: {verdict} ({detail})"

@@ -23,15 +23,20 @@ def build_command(onnx: str, engine: str, batch: int, height: int, width: int,
     """The trtexec command for ``onnx`` at one input shape. A file exported at a fixed
     size carries its shape, and trtexec refuses ``--shapes`` for it ("Static model
     does not take explicit shapes"): the shape asked for must be the file's. A
-    dynamic one gets ``--shapes``."""
+    dynamic one gets ``--shapes``, where its fixed axes (a whole detector's batch
+    of 1) must be what is asked for."""
     name, dims = onnx_input(onnx)
     wanted = [batch, 3, height, width]
-    if all(isinstance(d, int) and d > 0 for d in dims):
+    fixed = [isinstance(d, int) and d > 0 for d in dims]
+    if all(fixed):
         if dims != wanted:
             raise ValueError(f'{onnx} was exported at the fixed input {_x(dims)}, not '
                              f'{_x(wanted)}: ask for that batch and shape, or export it '
                              'again at this one (or with --dynamic)')
         shapes = []
+    elif any(f and d != w for f, d, w in zip(fixed, dims, wanted)):
+        raise ValueError(f'{onnx} takes inputs {_x(dims)} (named axes free), not '
+                         f'{_x(wanted)}: ask for a batch and shape that fit')
     else:
         shapes = [f'--shapes={name}:{_x(wanted)}']
     return [trtexec, f'--onnx={onnx}', f'--saveEngine={engine}'] + shapes + PINNED_FLAGS
