@@ -154,6 +154,18 @@ def test_a_dynamic_export_of_a_windowed_backbone_holds_above_its_window(height, 
         assert not out.exists() and (tmp_path / 'whole.invalid.onnx').exists()
 
 
+def test_a_dynamic_export_reads_each_levels_candidate_count_from_the_image(tmp_path, capsys):
+    """The RPN's coarsest level has fewer anchors than nms_pre (18 at 128x160, 27 at
+    192x192), so its top-k takes all of them: a count the graph must take from
+    the shape (a constant 18 loses proposals at the second size; the trained toy
+    image above does not show it, random weights with 100 detections do)."""
+    out = tmp_path / 'whole.onnx'
+    assert export_tool.main(['--config', os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py'),
+                             '--whole', '--fused', '--dynamic', '--shape', '128x160',
+                             '--out', str(out)]) == 0
+    assert _reports(capsys.readouterr().out) == [('PyTorch', 'ok', '100')] * 2
+
+
 def test_an_image_without_detections_exports_and_matches(tmp_path, capsys):
     """No box clears score_thr: the mask head sees zero RoIs, in PyTorch and in
     ONNX Runtime alike, and the outputs are empty, not an error."""
