@@ -12,7 +12,8 @@ from typing import List, Optional
 from .analysis import plot_curves
 from .cli import DatasetError, at_least, format_metrics, newest_complete_checkpoint, train_main
 from .inference import build_inferencer, run_inference
-from .toy_data import make_ade_toy, make_coco_toy, toy_coco_mismatch
+from .toy_data import (TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES, make_ade_toy, make_coco_toy,
+                        toy_coco_mismatch, toy_coco_splits)
 
 DEFAULT_CONFIG = 'configs/toy/mask_rcnn_shvit_s1_toy.py'
 
@@ -22,10 +23,25 @@ def ensure_toy_coco(root: str) -> None:
     (older toy data is regenerated; a dataset that is not toy data is used as is)."""
     mismatch = toy_coco_mismatch(root)
     if mismatch is None:
-        print(f'[demo] toy COCO dataset found at {root}')
+        print(f'[demo] toy COCO dataset found at {root}{_split_note(root)}')
         return
     print(f'[demo] generating the toy COCO dataset at {root} ({mismatch}) ...')
     make_coco_toy(root)
+
+
+def _split_note(root: str) -> str:
+    """The split sizes of toy data found at ``root``, flagged when they are not the
+    default ones (tools/make_toy_data.py --val-images writes larger splits): README's
+    demo numbers are scored on the default val split."""
+    splits = toy_coco_splits(root)
+    if splits is None:
+        return ''
+    note = f' ({splits[0]} training / {splits[1]} val images'
+    if splits != (TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES):
+        note += (f'; not the default {TOY_COCO_TRAIN_IMAGES} / {TOY_COCO_VAL_IMAGES} that '
+                 "README's demo numbers are scored on: python tools/make_toy_data.py "
+                 f'--datasets coco --coco {root} writes them')
+    return note + ')'
 
 
 def toy_run_options(config: str, data_root: str, length: Optional[int] = None,

@@ -175,6 +175,16 @@ def make_coco_toy(root: str, num_train: int = TOY_COCO_TRAIN_IMAGES,
     return paths
 
 
+def toy_coco_splits(root: str) -> Optional[Tuple[int, int]]:
+    """(training, val) image counts the toy COCO dataset at ``root`` was made with,
+    from its info record; None where there is none (not toy data, or older)."""
+    with open(os.path.join(root, 'annotations', 'instances_val.json')) as f:
+        info = json.load(f).get('info') or {}
+    if info.get('description') != TOY_COCO_DESCRIPTION or 'num_val' not in info:
+        return None
+    return info['num_train'], info['num_val']
+
+
 def toy_coco_mismatch(root: str) -> Optional[str]:
     """Why the toy COCO dataset at ``root`` needs (re)generating: missing, or made by
     another version of this generator. None if it is current, or if ``root`` holds a

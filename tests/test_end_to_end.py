@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from efficientvit_det import cli, demo
-from efficientvit_det.toy_data import (ADE_SHAPE_LABELS, TOY_DATA_VERSION, make_ade_toy,
+from efficientvit_det.toy_data import (ADE_SHAPE_LABELS, TOY_COCO_TRAIN_IMAGES,
+                                      TOY_COCO_VAL_IMAGES, TOY_DATA_VERSION, make_ade_toy,
                                       make_coco_toy, toy_coco_mismatch)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -211,10 +212,18 @@ def test_the_demo_regenerates_old_toy_data_and_never_replaces_other_data(tmp_pat
                                                                          monkeypatch):
     """Toy data from another generator version (or from before the version record) is
     regenerated; current toy data of any size and a user's own dataset are used as
-    they are."""
+    they are, toy data's split sizes said (and flagged when not the default)."""
     current = tmp_path / 'current'
     make_coco_toy(str(current), num_train=2, num_val=1, seed=3)
     assert toy_coco_mismatch(str(current)) is None
+    demo.ensure_toy_coco(str(current))
+    assert (f'found at {current} (2 training / 1 val images; not the default '
+            f'{TOY_COCO_TRAIN_IMAGES} / {TOY_COCO_VAL_IMAGES}') in capsys.readouterr().out
+    monkeypatch.setattr(demo, 'TOY_COCO_VAL_IMAGES', 1)
+    monkeypatch.setattr(demo, 'TOY_COCO_TRAIN_IMAGES', 2)
+    demo.ensure_toy_coco(str(current))
+    assert capsys.readouterr().out.strip().endswith('(2 training / 1 val images)')
+    monkeypatch.undo()
     ann_file = current / 'annotations' / 'instances_val.json'
     dataset = json.load(open(ann_file))
     old = dict(dataset)
