@@ -103,7 +103,7 @@ def test_segmentation_training_learns_each_shape_class_and_the_test_tool_loads_i
     torch.save({'state_dict': build_from_config(Config.fromfile(TOY_SEG_CONFIG)).state_dict()},
                untrained)
 
-    def test(name, checkpoint, split):
+    def score_on(name, checkpoint, split):
         paths = [f'test_dataloader.dataset.data_prefix.img_path=images/{split}',
                  f'test_dataloader.dataset.data_prefix.seg_map_path=annotations/{split}']
         metrics = cli.test_main([TOY_SEG_CONFIG, str(checkpoint), '--out', str(tmp_path / name),
@@ -111,7 +111,7 @@ def test_segmentation_training_learns_each_shape_class_and_the_test_tool_loads_i
                                  '--cfg-options', *options, *paths])
         return metrics, tmp_path / name
 
-    metrics, predicted = test('seen', trained, 'training')
+    metrics, predicted = score_on('seen', trained, 'training')
     ious = iou_by_class(predicted, data / 'annotations' / 'training',
                         [(label,) for label in SHAPE_LABELS])
     assert all(iou > CLASS_FIT_IOU_BOUND for iou in ious), dict(zip(ADE_SHAPE_LABELS, ious))
@@ -120,9 +120,9 @@ def test_segmentation_training_learns_each_shape_class_and_the_test_tool_loads_i
                 if key.startswith('IoU.') and key[4:] in ADE_TOY_CLASS_NAMES}
     assert [reported[shape] for shape in ADE_SHAPE_LABELS] == pytest.approx(ious, abs=0.005)
 
-    held_out, predicted = test('held_out', trained, 'validation')
+    held_out, predicted = score_on('held_out', trained, 'validation')
     shapes_iou, = iou_by_class(predicted, data / 'annotations' / 'validation', [SHAPE_LABELS])
-    untrained_metrics, _ = test('untrained', untrained, 'validation')
+    untrained_metrics, _ = score_on('untrained', untrained, 'validation')
     assert held_out['mIoU'] > untrained_metrics['mIoU'] + HELD_OUT_MIOU_MARGIN, (
         held_out, untrained_metrics)
     assert shapes_iou > SHAPES_IOU_BOUND, shapes_iou

@@ -447,8 +447,11 @@ def test_kill_during_checkpoint_write_loses_nothing(coco, tmp_path, signum):
     partials = [p.name for p in work_dir.iterdir() if '.partial-' in p.name]
     assert partials and partials[0].startswith('epoch_2.pth.partial-')  # caught half-way
     process.send_signal(signum)
-    assert process.wait(timeout=60) == (128 + signum if signum == signal.SIGTERM else -signum)
-    _kill_job(process)  # its workers
+    try:
+        assert process.wait(timeout=60) == (128 + signum if signum == signal.SIGTERM
+                                            else -signum)
+    finally:
+        _kill_job(process)  # its workers
 
     left = sorted(p.name for p in work_dir.iterdir() if p.suffix == '.pth' or '.partial' in p.name)
     assert 'epoch_1.pth' in left and 'epoch_2.pth' not in left

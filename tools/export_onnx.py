@@ -7,7 +7,8 @@ against PyTorch with ONNX Runtime in the same run.
         --checkpoint CKPT --shape 800x1333 [--image demo.jpg]
 
 --dynamic marks batch/height/width dynamic (a whole detector: height/width) and
-checks a second shape too (64 rows and 32 columns more). A whole detector goes
+checks a second shape too (72 rows and 40 columns more: other padding too). A
+whole detector goes
 from image to final detections, NMS and RoIAlign included (NonMaxSuppression,
 RoiAlign: opset >= 16), one image: input ``input`` (1, 3, H, W) float BGR 0-255,
 resized (the graph normalises and pads it as mmdet does); outputs ``boxes`` (N, 4) x1y1x2y2 in input pixels, ``scores``,
@@ -28,8 +29,8 @@ from efficientvit_det.fileio import atomic_path, check_writable, exit_cleanly_on
 from efficientvit_det.cli import at_least
 from efficientvit_det.latency.engine import build_target, check_cfg_options, parse_shape
 from efficientvit_det.latency.detector_graph import DetectorGraph, noise_image
-from efficientvit_det.latency.onnx_export import (ExportUnsupported, describe, export_onnx,
-                                                  validate)
+from efficientvit_det.latency.onnx_export import (ExportUnsupported, describe,
+                                                  dynamic_size_limit, export_onnx, validate)
 
 
 class ExportMismatch(Exception):
@@ -73,14 +74,15 @@ def main(argv=None):
     if args.fused:
         model.fuse()
     height, width = args.shape
+    second = (height + 72, width + 40)  # a --dynamic export's check: not multiples of 32
     if isinstance(model, DetectorGraph):
         if args.batch != 1:
             parser.error('a whole detector takes one image: --batch 1')
         example = detector_input(parser, args.image, height, width)
-        other = detector_input(parser, args.image, height + 64, width + 32)
+        other = detector_input(parser, args.image, *second) if args.dynamic else None
     else:
         example = torch.randn(args.batch, 3, height, width)
-        other = torch.randn(args.batch + 1, 3, height + 64, width + 32)
+        other = torch.randn(args.batch + 1, 3, *second) if args.dynamic else None
     invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
     try:  # OUT is replaced only when the block completes: a matching export
         with atomic_path(out) as staged:
@@ -97,11 +99,9 @@ def main(argv=None):
         return 2
     except ExportMismatch:
         print(f'the export does not match PyTorch: kept as {invalid}; {out} left as it was')
-        if args.dynamic:
-            print('a dynamic export holds only where the graph has no size written into it: '
-                  'EfficientViT-M and UniForm attend to a map that fits in one window whole, '
-                  'so export them at a size where every stage\'s map is larger than its '
-                  'window (e.g. 512x512) and run them at such sizes')
+        limit = dynamic_size_limit(model) if args.dynamic else None
+        if limit:
+            print(f'a dynamic export holds only where no size is written into it: {limit}')
         return 1
     print(f'wrote {out}')
     return 0

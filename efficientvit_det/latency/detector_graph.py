@@ -17,7 +17,9 @@ and, with a mask head, ``masks (N, M, M)``: each detection's mask probabilities 
 its box (M = 28 in mmdet's configs), to paste into the image with
 :func:`paste_masks`. Everything that depends on the input size (padding, anchors,
 box clipping, how many candidates a level has for its top-k) is computed from the
-image's shape in the graph, so one export can take any size (``--dynamic``).
+image's shape in the graph, so one export can take other sizes (``--dynamic``) as
+far as the backbone allows (windowed attention: see
+:func:`~efficientvit_det.latency.onnx_export.dynamic_size_limit`).
 """
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -194,7 +196,7 @@ class DetectorGraph(nn.Module):
         boxes = self._delta2bbox(anchors, deltas, coder.means, coder.stds, None,
                                  add_ctr_clamp=coder.add_ctr_clamp, ctr_clamp=coder.ctr_clamp)
         if coder.clip_border:
-            boxes = torch.min(boxes.clamp(min=0), self.box_limits)
+            boxes = torch.min(boxes.clamp(min=0), self.box_limits.to(boxes))
         return boxes
 
     @torch.no_grad()
@@ -223,9 +225,13 @@ def _decodes_deltas(*heads) -> bool:
 
 def _top(values, limit: int):
     """The ``limit`` largest values and their indices (mmdet reads a limit <= 0 as
-    none); fewer where there are fewer, a count taken from the shape in the graph."""
-    count = torch._shape_as_tensor(values)[0]
-    return values.topk(count if limit <= 0 else count.clamp(max=limit))
+    none); fewer where there are fewer: while tracing, a count taken from the shape
+    in the graph (an export then takes other sizes), in eager a plain int."""
+    if torch.jit.is_tracing():
+        count = torch._shape_as_tensor(values)[0]
+        return values.topk(count if limit <= 0 else count.clamp(max=limit))
+    count = values.shape[0]
+    return values.topk(count if limit <= 0 else min(count, limit))
 
 
 def _drop_small(cfg, boxes, *per_box):

@@ -83,8 +83,9 @@ def _run(session, x: torch.Tensor):
     """(ONNX Runtime's outputs, None), or (None, why it could not compute them): a
     graph that holds at the export size may not at another (a shape written into it
     as a constant), and that is a mismatch to report, not a crash."""
+    feed = {session.get_inputs()[0].name: x.numpy()}
     try:
-        return session.run(None, {session.get_inputs()[0].name: x.numpy()}), None
+        return session.run(None, feed), None
     except Exception as err:  # onnxruntime's Fail, InvalidArgument, ... (not RuntimeError)
         return None, f'ONNX Runtime failed: {str(err).splitlines()[0]}'
 
@@ -97,32 +98,50 @@ def validate(model, path: str, example: torch.Tensor, dynamic: bool,
     ``trained`` weights, of mmdet's own ``predict`` too."""
     inputs = [example] + ([other] if dynamic and other is not None else [])
     if isinstance(model, DetectorGraph):
-        return [report for image in inputs
-                for report in compare_detections_with_onnxruntime(model, path, image, trained)]
+        return compare_detections_with_onnxruntime(model, path, inputs, trained)
     return compare_with_onnxruntime(model, path, inputs)
 
 
-def compare_detections_with_onnxruntime(graph: DetectorGraph, path: str, image: torch.Tensor,
+def compare_detections_with_onnxruntime(graph: DetectorGraph, path: str,
+                                        images: Sequence[torch.Tensor],
                                         with_mmdet: bool) -> List[Dict[str, object]]:
-    """ONNX Runtime's detections on ``image`` paired (:func:`match_detections`) with
+    """ONNX Runtime's detections on each image paired (:func:`match_detections`) with
     the PyTorch graph's and, ``with_mmdet``, with ``model.predict``'s, each judged by
     :data:`AGREEMENT`. Random weights give many near-equal scores whose ties mmdet
     breaks its own way, so they are compared with the graph only, which ranks
     exactly as the export does (tests show the graph equals mmdet on trained ones)."""
-    outputs, failure = _run(_session(path), image)
-    if failure:
-        return [dict(against='PyTorch', error=failure, shape=list(image.shape), ok=False)]
-    got = as_detections(outputs)
-    with torch.no_grad():
-        references = [('PyTorch', as_detections(graph.eval()(image)))]
-    if with_mmdet:
-        references.append(("mmdet's predict", reference_detections(graph.model, image)))
+    session = _session(path)
     reports = []
-    for against, expected in references:
-        report = match_detections(expected, got, tuple(image.shape[-2:]))
-        reports.append(dict(report, against=against, shape=list(image.shape),
-                            ok=detections_agree(report)))
+    for image in images:
+        outputs, failure = _run(session, image)
+        if failure:
+            reports.append(dict(against='PyTorch', error=failure, shape=list(image.shape),
+                                ok=False))
+            continue
+        got = as_detections(outputs)
+        with torch.no_grad():
+            references = [('PyTorch', as_detections(graph.eval()(image)))]
+        if with_mmdet:
+            references.append(("mmdet's predict", reference_detections(graph.model, image)))
+        for against, expected in references:
+            report = match_detections(expected, got, tuple(image.shape[-2:]))
+            reports.append(dict(report, against=against, shape=list(image.shape),
+                                ok=detections_agree(report)))
     return reports
+
+
+def dynamic_size_limit(model: torch.nn.Module) -> Optional[str]:
+    """Why a dynamic export of ``model`` may hold over some sizes only, or None.
+    Window attention takes a map that fits in one window whole, with the bias
+    table of that map's size (as the reference does), which a trace writes into
+    the graph; maps larger than the window are padded to it, at any size."""
+    from ..models.blocks import WindowAttention
+    windows = sorted({m.window_size for m in model.modules() if isinstance(m, WindowAttention)})
+    if not windows:
+        return None
+    return ('its window attention (windows of ' + ', '.join(map(str, windows)) + ') takes '
+            'a map that fits in one window whole, at that map\'s size: export and run it at '
+            'sizes where every stage\'s map is larger than its window (e.g. 512x512)')
 
 
 def describe(report: Dict[str, object]) -> str:
