@@ -155,8 +155,8 @@ def test_a_dynamic_export_of_a_windowed_backbone_holds_above_its_window(height, 
 
 
 def test_a_dynamic_export_reads_each_levels_candidate_count_from_the_image(tmp_path, capsys):
-    """The RPN's coarsest level has fewer anchors than nms_pre (18 at 128x160, 27 at
-    192x192), so its top-k takes all of them: a count the graph must take from
+    """The RPN's coarsest level has fewer anchors than nms_pre (18 at 128x160, 48 at
+    200x200), so its top-k takes all of them: a count the graph must take from
     the shape (a constant 18 loses proposals at the second size; the trained toy
     image above does not show it, random weights with 100 detections do)."""
     out = tmp_path / 'whole.onnx'
