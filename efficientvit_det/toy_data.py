@@ -175,11 +175,20 @@ def make_coco_toy(root: str, num_train: int = TOY_COCO_TRAIN_IMAGES,
     return paths
 
 
+def _val_annotations_path(root: str) -> str:
+    return os.path.join(root, 'annotations', 'instances_val.json')
+
+
+def _val_annotations(root: str) -> dict:
+    """The val split's annotations, whose info record says what made the data."""
+    with open(_val_annotations_path(root)) as f:
+        return json.load(f)
+
+
 def toy_coco_splits(root: str) -> Optional[Tuple[int, int]]:
     """(training, val) image counts the toy COCO dataset at ``root`` was made with,
     from its info record; None where there is none (not toy data, or older)."""
-    with open(os.path.join(root, 'annotations', 'instances_val.json')) as f:
-        info = json.load(f).get('info') or {}
+    info = _val_annotations(root).get('info') or {}
     if info.get('description') != TOY_COCO_DESCRIPTION or 'num_val' not in info:
         return None
     return info['num_train'], info['num_val']
@@ -189,11 +198,10 @@ def toy_coco_mismatch(root: str) -> Optional[str]:
     """Why the toy COCO dataset at ``root`` needs (re)generating: missing, or made by
     another version of this generator. None if it is current, or if ``root`` holds a
     dataset that is not toy data (a user's own data is never replaced)."""
-    ann_file = os.path.join(root, 'annotations', 'instances_val.json')
+    ann_file = _val_annotations_path(root)
     if not os.path.exists(ann_file):
         return f'no {ann_file}'
-    with open(ann_file) as f:
-        dataset = json.load(f)
+    dataset = _val_annotations(root)
     found = dataset.get('info') or {}
     # toy data from before the info record is known by its categories
     is_toy = (found.get('description') == TOY_COCO_DESCRIPTION

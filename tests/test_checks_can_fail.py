@@ -92,7 +92,7 @@ def test_onnx_validation_catches_a_wrong_traced_attention(name, monkeypatch, tmp
                           (build_backbone(name).eval(), False)):
         path = str(tmp_path / f'{caught}.onnx')
         export_onnx(model, example, path)
-        reports = validate(model, path, example, dynamic=False)
+        reports = validate(model, path, [example])
         assert (not all(r['ok'] for r in reports)) is caught
 
 

@@ -78,17 +78,18 @@ def main(argv=None):
     if isinstance(model, DetectorGraph):
         if args.batch != 1:
             parser.error('a whole detector takes one image: --batch 1')
-        example = detector_input(parser, args.image, height, width)
-        other = detector_input(parser, args.image, *second) if args.dynamic else None
+        inputs = [detector_input(parser, args.image, height, width)]
+        if args.dynamic:
+            inputs.append(detector_input(parser, args.image, *second))
     else:
-        example = torch.randn(args.batch, 3, height, width)
-        other = torch.randn(args.batch + 1, 3, *second) if args.dynamic else None
+        inputs = [torch.randn(args.batch, 3, height, width)]
+        if args.dynamic:
+            inputs.append(torch.randn(args.batch + 1, 3, *second))
     invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
     try:  # OUT is replaced only when the block completes: a matching export
         with atomic_path(out) as staged:
-            export_onnx(model, example, staged, dynamic=args.dynamic, opset=args.opset)
-            reports = validate(model, staged, example, args.dynamic, other,
-                               trained=args.checkpoint is not None)
+            export_onnx(model, inputs[0], staged, dynamic=args.dynamic, opset=args.opset)
+            reports = validate(model, staged, inputs, trained=args.checkpoint is not None)
             for report in reports:
                 print(describe(report))
             if not all(r['ok'] for r in reports):

@@ -90,13 +90,11 @@ def _run(session, x: torch.Tensor):
         return None, f'ONNX Runtime failed: {str(err).splitlines()[0]}'
 
 
-def validate(model, path: str, example: torch.Tensor, dynamic: bool,
-             other: Optional[torch.Tensor] = None,
+def validate(model, path: str, inputs: Sequence[torch.Tensor],
              trained: bool = False) -> List[Dict[str, object]]:
-    """Compare at the export shape, and (dynamic export) at a second shape too; a
-    whole detector's detections with those of the PyTorch graph and, for
+    """Compare on each input (the export shape; a dynamic export a second shape too);
+    a whole detector's detections with those of the PyTorch graph and, for
     ``trained`` weights, of mmdet's own ``predict`` too."""
-    inputs = [example] + ([other] if dynamic and other is not None else [])
     if isinstance(model, DetectorGraph):
         return compare_detections_with_onnxruntime(model, path, inputs, trained)
     return compare_with_onnxruntime(model, path, inputs)
