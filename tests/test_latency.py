@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from efficientvit_det.latency import engine
+from efficientvit_det.latency import engine, onnx_export
 from efficientvit_det.latency.onnx_export import compare_with_onnxruntime, export_onnx
 from efficientvit_det.latency.trtexec import parse_trtexec, to_row
 from efficientvit_det.models import build_backbone
@@ -786,3 +786,11 @@ def test_whole_detector_benchmark_runs_every_detector_together_and_checks_the_re
     monkeypatch.setattr(bench, 'measure_shape', flipped_rerun)
     assert bench.main(['--shape', '96x96', '--rerun', '--out-dir', str(tmp_path)]) == 1
     assert 'CONTRADICTION' in capsys.readouterr().out
+
+
+def test_the_dynamic_size_hint_names_window_attention_only_where_a_model_has_it():
+    """EfficientViT-M and UniForm take a map that fits in one window whole (a size a
+    trace writes into the graph); SHViT has no window, so no hint for it."""
+    assert onnx_export.dynamic_size_limit(build_backbone('shvit_s1')) is None
+    for name, windows in (('efficientvit_m0', '7'), ('uniform_xs', '7')):
+        assert f'windows of {windows})' in onnx_export.dynamic_size_limit(build_backbone(name))
