@@ -136,6 +136,54 @@ def test_the_stem_taps_diagnosis_arm_feeds_the_stems_fine_maps_to_the_neck():
     assert [tuple(f.shape[2:]) for f in features[:2]] == [(24, 40), (12, 20)]
     assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4
 
+def test_the_kaiming_init_arm_starts_our_backbone_as_the_resnet18_control_starts():
+    """benchmarks/configs/mask_rcnn_shvit_s1_kaiming_init_toy.py: the toy Mask R-CNN
+    whose backbone convs start kaiming-normal over fan_out, as mmdet's ResNet-18's do,
+    where ours start from PyTorch's default (kaiming-uniform, a=sqrt(5), over fan_in);
+    the zero-initialised residual BatchNorms and everything else as the toy's."""
+    from mmdet.registry import MODELS
+    ours_cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py'))
+    arm_cfg = Config.fromfile(
+        os.path.join(ROOT, 'benchmarks', 'configs', 'mask_rcnn_shvit_s1_kaiming_init_toy.py'))
+    assert {k for k in {**ours_cfg.model, **arm_cfg.model}
+            if ours_cfg.model.get(k) != arm_cfg.model.get(k)} == {'backbone'}
+    assert dict(ours_cfg.model.backbone, init_cfg=None) == \
+        dict(arm_cfg.model.backbone, init_cfg=None)
+
+    def initialised(cfg):
+        torch.manual_seed(0)
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            backbone = MODELS.build(cfg.model.backbone)
+        backbone.init_weights()
+        return backbone
+
+    def convs(backbone):  # the blocks' depthwise 3x3 convs (1152+ weights) included
+        found = [m.weight for m in backbone.modules()
+                 if isinstance(m, torch.nn.Conv2d) and m.weight.numel() >= 1024]
+        assert len(found) > 20
+        return found
+
+    def fan_in(weight):
+        return weight[0].numel()
+
+    def fan_out(weight):
+        return weight.shape[0] * weight[0, 0].numel()
+
+    ours, arm = initialised(ours_cfg), initialised(arm_cfg)
+    for weight in convs(arm):  # normal, not uniform: tails beyond sqrt(3) std
+        std = math.sqrt(2 / fan_out(weight))
+        assert abs(weight.std().item() / std - 1) < 0.1 and weight.abs().max() > 2.5 * std
+    for weight in convs(ours):
+        bound = 1 / math.sqrt(fan_in(weight))  # uniform on (-bound, bound)
+        assert abs(weight.std().item() * math.sqrt(3) / bound - 1) < 0.1
+        assert weight.abs().max() <= bound
+
+    def zero_norms(backbone):
+        return [name for name, m in backbone.named_modules()
+                if isinstance(m, torch.nn.BatchNorm2d) and not m.weight.any()]
+    assert zero_norms(arm) == zero_norms(ours) and len(zero_norms(ours)) > 10
+
+
 # ----------------------------------------------------------------------------- the neck
 
 @pytest.mark.parametrize('trans,extra,num_outs,strides', [
