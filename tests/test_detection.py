@@ -75,6 +75,12 @@ def test_every_config_builds_and_runs(path):
             assert tuple(result.pred_instances.masks.shape[1:]) == (96, 160)
 
 
+def model_parts_that_differ(cfg, other):
+    """The top-level model keys (backbone, neck, heads...) whose settings differ: what a
+    diagnosis arm or a control changes against the config it is compared with."""
+    return {k for k in {**cfg.model, **other.model} if cfg.model.get(k) != other.model.get(k)}
+
+
 @pytest.mark.parametrize('ours,control', [
     ('mask_rcnn_shvit_s1_toy.py', 'mask_rcnn_r18_toy.py'),
     ('retinanet_shvit_s1_toy.py', 'retinanet_r18_toy.py'),
@@ -88,7 +94,7 @@ def test_toy_learning_controls_differ_only_in_backbone_and_neck(ours, control):
     for key in set(ours) | set(control):
         if key not in ('model', 'resnet18_backbone'):
             assert control.get(key) == ours.get(key), key
-    assert {k for k in ours.model if ours.model[k] != control.model[k]} == {'backbone', 'neck'}
+    assert model_parts_that_differ(ours, control) == {'backbone', 'neck'}
     assert control.model.neck.out_channels == ours.model.neck.out_channels
     model = build_from_config(control)
     assert type(model.backbone).__name__ == 'ResNet' and model.backbone.depth == 18
@@ -107,8 +113,7 @@ def test_the_stride16_diagnosis_control_feeds_our_neck_as_our_backbones_do():
     control = Config.fromfile(os.path.join(ROOT, 'benchmarks', 'configs', 'mask_rcnn_r18_toy.py'))
     diagnosis = Config.fromfile(
         os.path.join(ROOT, 'benchmarks', 'configs', 'mask_rcnn_r18_from_stride16_toy.py'))
-    assert {k for k in control.model if control.model[k] != diagnosis.model[k]} == \
-        {'backbone', 'neck'}
+    assert model_parts_that_differ(control, diagnosis) == {'backbone', 'neck'}
     assert dict(diagnosis.model.backbone, out_indices=None) == \
         dict(control.model.backbone, out_indices=None)
     model = build_from_config(diagnosis)
@@ -126,8 +131,7 @@ def test_the_stem_taps_diagnosis_arm_feeds_the_stems_fine_maps_to_the_neck():
     ours = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py'))
     arm = Config.fromfile(
         os.path.join(ROOT, 'benchmarks', 'configs', 'mask_rcnn_shvit_s1_stem_taps_toy.py'))
-    assert {k for k in {**ours.model, **arm.model} if ours.model.get(k) != arm.model.get(k)} \
-        == {'backbone', 'neck'}
+    assert model_parts_that_differ(ours, arm) == {'backbone', 'neck'}
     model = build_from_config(arm)
     assert [f['reduction'] for f in model.backbone.feature_info] == model.neck.in_strides
     assert model.neck.out_strides == [4, 8, 16, 32, 64] and not model.neck.trans_convs
@@ -135,6 +139,7 @@ def test_the_stem_taps_diagnosis_arm_feeds_the_stems_fine_maps_to_the_neck():
     assert [f.shape[1] for f in features] == [32, 64, 128, 224, 320]
     assert [tuple(f.shape[2:]) for f in features[:2]] == [(24, 40), (12, 20)]
     assert predict_one_image(model, 96, 160).pred_instances.bboxes.shape[1] == 4
+
 
 def test_the_kaiming_init_arm_starts_our_backbone_as_the_resnet18_control_starts():
     """benchmarks/configs/mask_rcnn_shvit_s1_kaiming_init_toy.py: the toy Mask R-CNN
@@ -145,8 +150,7 @@ def test_the_kaiming_init_arm_starts_our_backbone_as_the_resnet18_control_starts
     ours_cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py'))
     arm_cfg = Config.fromfile(
         os.path.join(ROOT, 'benchmarks', 'configs', 'mask_rcnn_shvit_s1_kaiming_init_toy.py'))
-    assert {k for k in {**ours_cfg.model, **arm_cfg.model}
-            if ours_cfg.model.get(k) != arm_cfg.model.get(k)} == {'backbone'}
+    assert model_parts_that_differ(ours_cfg, arm_cfg) == {'backbone'}
     assert dict(ours_cfg.model.backbone, init_cfg=None) == \
         dict(arm_cfg.model.backbone, init_cfg=None)
 
