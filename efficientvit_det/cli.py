@@ -274,6 +274,16 @@ def _prepare_cpu_distributed(cfg) -> None:
         dist.init_process_group(backend='gloo')
 
 
+def leave_process_group() -> None:
+    """End a distributed run's process group while Python is still whole: gloo's
+    worker threads left to interpreter shutdown abort the process now and then
+    (SIGABRT, 'terminate called without an active exception') after a run that
+    succeeded, and torchrun then reports the whole job failed."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _build_runner(cfg):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
@@ -473,6 +483,7 @@ def run(main) -> None:
     exit_cleanly_on_sigterm()
     try:
         main()
+        leave_process_group()
     except (DatasetNotFoundError, DatasetError, WorkDirInUseError, NothingToResumeError,
             ConfigOptionError, CheckpointMismatchError, CheckpointDownloadError,
             UnsafeCheckpointError, UnknownModelError) as err:

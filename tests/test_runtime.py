@@ -507,6 +507,25 @@ def test_two_process_cpu_ddp_ranks_agree(coco, tmp_path):
     assert report['ranks'] == 2 and report['agree'] is True
 
 
+def test_a_finished_run_leaves_its_process_group():
+    """Left to interpreter shutdown, gloo's threads abort a finished rank now and then
+    (SIGABRT; torchrun then fails the job): the CLI ends the group itself."""
+    import torch.distributed as dist
+    from efficientvit_det.cli import run
+
+    def main():
+        dist.init_process_group('gloo', store=dist.HashStore(), rank=0, world_size=1)
+        tensor = torch.ones(2)
+        dist.all_reduce(tensor)
+
+    try:
+        run(main)
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 RANK_CHECK = """
 import sys, torch, torch.distributed as dist
 from types import SimpleNamespace
@@ -522,6 +541,7 @@ try:
     print('finished')
 except RuntimeError as err:
     print(err)
+dist.destroy_process_group()
 """
 
 
