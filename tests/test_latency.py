@@ -190,6 +190,43 @@ def test_cuda_modes_agree_with_eager(tmp_path):
         document['matmul_gflops_by_precision'])
 
 
+def _fill_free_cached_cuda_memory(value: float):
+    """Tensors of ``value`` over every block the CUDA allocator holds free (what the
+    next row's tensors would take), large blocks first, then the small pool's."""
+    filler = []
+    for numel in (2 ** 20, 2 ** 15, 128):
+        while True:
+            reserved = torch.cuda.memory_reserved()
+            filler.append(torch.full((numel,), value, device='cuda'))
+            if torch.cuda.memory_reserved() > reserved:
+                break
+    return filler
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs an NVIDIA GPU')
+def test_a_cuda_graph_replays_its_model_after_other_tensors_reuse_free_memory():
+    """The graph reads its weights, attention-bias indices and input where they were
+    at capture: once the run was prepared, other tensors must not take that memory
+    (they did: a later row's replay read 1e4s as indices, a device-side assert)."""
+    import gc
+    from efficientvit_det.latency.measure import flatten_outputs
+    from efficientvit_det.latency.modes import Context, cuda_graph
+    _, _, model = engine.build_target(backbone='efficientvit_m0')
+    model = model.cuda()
+    example = torch.randn(1, 3, 256, 256, device='cuda')
+    with torch.no_grad():
+        expected = flatten_outputs(model(example))
+        run = cuda_graph(model, example, Context('cuda', 1, '/tmp'))
+        gc.collect()
+        filler = _fill_free_cached_cuda_memory(1e4)
+        outputs = flatten_outputs(run())
+        torch.cuda.synchronize()
+    assert len(filler) > 3
+    for output, reference in zip(outputs, expected):
+        error = (output.float() - reference).abs().max() / reference.abs().max()
+        assert error < 5e-2
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the behaviour without CUDA')
 def test_cuda_device_without_cuda_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):

@@ -30,6 +30,19 @@ class Context:
     work_dir: str
 
 
+class CapturedRun:
+    """A run that replays work bound to fixed memory (a CUDA graph, ONNX Runtime's
+    IO binding, a TensorRT context). It holds every object whose memory that work
+    reads or writes: freed, the memory goes to the next row's tensors and the replay
+    computes from them (garbage weights, or out-of-range attention-bias indices)."""
+
+    def __init__(self, run: Callable[[], object], *held):
+        self.run, self.held = run, held
+
+    def __call__(self):
+        return self.run()
+
+
 def _require_cuda(context: Context, mode: str):
     if not context.device.startswith('cuda'):
         raise ModeUnavailable(f'{mode} runs on CUDA only (--device cuda)')
@@ -128,7 +141,7 @@ def cuda_graph(model, example, context):
     def run():
         graph.replay()
         return static_outputs
-    return run
+    return CapturedRun(run, deployed, static_input)
 
 
 def onnxruntime_mode(model, example, context):
@@ -167,7 +180,7 @@ def onnxruntime_mode(model, example, context):
     def run():
         session.run_with_iobinding(binding)
         return binding.get_outputs()
-    return run
+    return CapturedRun(run, static_input)
 
 
 def tensorrt_mode(model, example, context):
@@ -213,7 +226,7 @@ def tensorrt_mode(model, example, context):
     def run():
         trt_context.execute_async_v3(stream)
         return [buffers[name] for name in output_names]
-    return run
+    return CapturedRun(run, engine)
 
 
 MODES: Dict[str, Callable] = {
