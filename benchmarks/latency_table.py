@@ -1,7 +1,8 @@
 """Markdown table (one row per target, one column per mode) from a latency JSON
-written by tools/benchmark_latency.py.
+written by tools/benchmark_latency.py; several JSONs give one table each (each
+run has its own machine caption and matmul roofs).
 
-    python benchmarks/latency_table.py benchmarks/results/latency_cpu_512.json
+    python benchmarks/latency_table.py benchmarks/results/latency_cpu_512.json [MORE.json ...]
 """
 import json
 import sys
@@ -65,5 +66,6 @@ def checked(rows) -> str:
 
 
 if __name__ == '__main__':
-    with open(sys.argv[1]) as f:
-        print(table(json.load(f)))
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            print(table(json.load(f)) + '\n')

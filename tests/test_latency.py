@@ -274,6 +274,13 @@ def test_a_mode_computing_other_features_is_a_mismatch_never_best(monkeypatch, t
     assert 'inf/NaN' in rows[1]['reason']
     document = json.loads(open(tmp_path / 'inf.json').read(), parse_constant=pytest.fail)
     assert 'shvit_s1 fused (inf/NaN)' in latency_table.table(document)
+    # several runs (a GPU table made in parts): one table each, in the order given
+    printed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'benchmarks', 'latency_table.py'),
+         str(tmp_path / 'r.json'), str(tmp_path / 'inf.json')],
+        capture_output=True, text=True, check=True).stdout
+    assert printed.count('| backbone |') == 2
+    assert printed.index('shvit_s1 fused (0.1)') < printed.index('shvit_s1 fused (inf/NaN)')
 
 
 def test_mode_check_tolerances_are_the_documented_ones():
