@@ -66,6 +66,8 @@ def checked(rows) -> str:
 
 
 if __name__ == '__main__':
+    if len(sys.argv) < 2:
+        sys.exit('usage: python benchmarks/latency_table.py RESULT.json [MORE.json ...]')
     for path in sys.argv[1:]:
         with open(path) as f:
             print(table(json.load(f)) + '\n')

@@ -507,11 +507,14 @@ def test_two_process_cpu_ddp_ranks_agree(coco, tmp_path):
     assert report['ranks'] == 2 and report['agree'] is True
 
 
-def test_a_finished_run_leaves_its_process_group():
+def test_a_finished_run_leaves_its_process_group(monkeypatch):
     """Left to interpreter shutdown, gloo's threads abort a finished rank now and then
     (SIGABRT; torchrun then fails the job): the CLI ends the group itself."""
     import torch.distributed as dist
+    from efficientvit_det import fileio
     from efficientvit_det.cli import run
+    # the CLI's SIGTERM handler is for a tool's own process, not pytest's
+    monkeypatch.setattr(fileio, 'exit_cleanly_on_sigterm', lambda: None)
 
     def main():
         dist.init_process_group('gloo', store=dist.HashStore(), rank=0, world_size=1)

@@ -36,8 +36,8 @@ class CapturedRun:
     reads or writes: freed, the memory goes to the next row's tensors and the replay
     computes from them (garbage weights, or out-of-range attention-bias indices)."""
 
-    def __init__(self, run: Callable[[], object], *held):
-        self.run, self.held = run, held
+    def __init__(self, run: Callable[[], object], *keep_alive):
+        self.run, self.keep_alive = run, keep_alive
 
     def __call__(self):
         return self.run()
