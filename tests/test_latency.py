@@ -274,13 +274,21 @@ def test_a_mode_computing_other_features_is_a_mismatch_never_best(monkeypatch, t
     assert 'inf/NaN' in rows[1]['reason']
     document = json.loads(open(tmp_path / 'inf.json').read(), parse_constant=pytest.fail)
     assert 'shvit_s1 fused (inf/NaN)' in latency_table.table(document)
-    # several runs (a GPU table made in parts): one table each, in the order given
-    printed = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'benchmarks', 'latency_table.py'),
-         str(tmp_path / 'r.json'), str(tmp_path / 'inf.json')],
-        capture_output=True, text=True, check=True).stdout
-    assert printed.count('| backbone |') == 2
-    assert printed.index('shvit_s1 fused (0.1)') < printed.index('shvit_s1 fused (inf/NaN)')
+
+
+def test_latency_table_prints_one_table_per_run_and_says_its_usage():
+    """A GPU table made in parts (committed results): each run its own caption and
+    table, in the order given; no file given is a usage line, not a traceback."""
+    tool = os.path.join(ROOT, 'benchmarks', 'latency_table.py')
+    runs = [os.path.join(ROOT, 'benchmarks', 'results', f'latency_h100_{name}.json')
+            for name in ('b64_part2', 'paper')]
+    printed = subprocess.run([sys.executable, tool, *runs], capture_output=True, text=True,
+                             check=True).stdout
+    assert printed.count('| backbone |') == 2 and printed.count('NVIDIA H100') == 2
+    assert printed.index('| efficientvit_m0 | 64x512x512 |') < \
+        printed.index('| efficientvit_m0 | 256x224x224 |')
+    empty = subprocess.run([sys.executable, tool], capture_output=True, text=True)
+    assert empty.returncode == 1 and empty.stderr.startswith('usage:')
 
 
 def test_mode_check_tolerances_are_the_documented_ones():
