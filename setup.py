@@ -8,12 +8,14 @@ setup(
     packages=find_packages(include=['efficientvit_det', 'efficientvit_det.*']),
     python_requires='>=3.9',
     # The backbones need only torch; the OpenMMLab stack is what the toolkit is for.
-    # mmcv (compiled ops) is installed by tools/install.sh, not by pip.
+    # mmcv 2.1.0 (compiled ops) is installed by tools/install.sh, not by pip. The
+    # OpenMMLab versions are exact: a few private names of theirs are used (README,
+    # "For developers"; tests/test_install.py checks they are still there).
     install_requires=[
         'torch',
-        'mmengine',
-        'mmdet',
-        'mmsegmentation',
+        'mmengine==0.10.7',
+        'mmdet==3.3.0',
+        'mmsegmentation==1.2.2',
         'timm>=1.0.16',
         'pycocotools',
         'ftfy',

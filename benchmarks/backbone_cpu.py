@@ -9,7 +9,7 @@ Measurements are interleaved in rounds (timm, ours eager, ours fused, ours
 torchscript; each an untimed call, then its share of the runs; repeat) so that a
 slow spell of the machine hits all alike (the latency tool's
 ``measure_interleaved``). The modes are the latency tool's
-(efficientvit_det.latency.modes).
+(efficientvit_det.benchmark.modes).
 """
 import argparse
 import json
@@ -21,9 +21,10 @@ import torch
 
 from efficientvit_det.checkpoints import adapt_to_model, convert_state_dict
 from efficientvit_det.fileio import atomic_path
-from efficientvit_det.latency import (count_flops, machine_info, measure, measure_interleaved,
-                                      summarize)
-from efficientvit_det.latency.modes import MODES, Context, work_dir
+from efficientvit_det.benchmark.measure import (count_flops, machine_info, measure,
+                                                measure_interleaved, summarize)
+from efficientvit_det.benchmark.modes import MODES, Context, work_dir
+from efficientvit_det.deploy.targets import Target
 from efficientvit_det.models import BACKBONE_NAMES, build_backbone
 
 HAS_TIMM_TWIN = ('shvit', 'efficientvit')
@@ -51,7 +52,7 @@ def run(names, size, iters, rounds):
         context = Context('cpu', torch.get_num_threads(), work_dir())
         for label, mode in (('ours eager', 'eager'), ('ours fused', 'fused'),
                             ('ours torchscript', 'torchscript')):
-            entries[label] = MODES[mode](ours, x, context)
+            entries[label] = MODES[mode](Target(name, 'backbone', ours), x, context)
         with torch.no_grad():
             for a, b in zip(ours(x), entries['ours torchscript']()):
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * b.abs().max().item())

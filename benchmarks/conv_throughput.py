@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from efficientvit_det.fileio import atomic_path
-from efficientvit_det.latency import machine_info, matmul_gflops, measure
+from efficientvit_det.benchmark.measure import machine_info, matmul_gflops, measure
 from efficientvit_det.models import build_backbone
 
 

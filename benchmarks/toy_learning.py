@@ -45,7 +45,7 @@ def train_and_evaluate(config, work_dir, options):
     ``--cfg-options`` ``options``. The curve has a point per evaluation during
     training (none unless the options ask for them): the iterations and training
     minutes (the logged iteration times summed) up to it, and the metrics there."""
-    from efficientvit_det.cli import train_main
+    from efficientvit_det.cli.train import train_main
     start = time.time()
     runner = train_main([config, '--work-dir', work_dir, '--overwrite', '--cfg-options', *options])
     minutes = (time.time() - start) / 60
@@ -85,7 +85,7 @@ def metric_columns(metric_sets, headline_only=False):
     """(header, key, format) of the metrics the tables show: COCO bbox / segm mAPs
     (detection; ``headline_only``: mAP alone, for the curve) or mIoU and each
     class's IoU, in percent (segmentation)."""
-    from efficientvit_det.toy_data import ADE_TOY_CLASS_NAMES
+    from efficientvit_det.mmlab.toy_data import ADE_TOY_CLASS_NAMES
     keys = {key for metrics in metric_sets for key in metrics}
     if 'mIoU' in keys:
         known = [f'IoU.{name}' for name in ADE_TOY_CLASS_NAMES]  # the toy classes first
@@ -159,7 +159,7 @@ def curve_table(document) -> str:
 
 
 def main(argv=None):
-    from efficientvit_det.cli import at_least
+    from efficientvit_det.cli.common import at_least
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', choices=tuple(MODELS), default='mask_rcnn')
@@ -205,10 +205,10 @@ def main(argv=None):
         if configs[control].model.type != kind:
             parser.error(f'--control {control} builds a {configs[control].model.type}, not a '
                          f'{kind} like {ours}: give a {args.model} config')
-    from efficientvit_det.demo import ensure_toy_ade, ensure_toy_coco, toy_run_options
+    from efficientvit_det.mmlab.toy_runs import ensure_toy_ade, ensure_toy_coco, toy_run_options
     from efficientvit_det.fileio import atomic_path
-    from efficientvit_det.latency import machine_info
-    from efficientvit_det.registry import build_model_from_config
+    from efficientvit_det.benchmark.measure import machine_info
+    from efficientvit_det.mmlab.scope import build_model_from_config
     data_root = args.data_root or default_root
     (ensure_toy_ade if segmentation else ensure_toy_coco)(data_root)
     out = args.out or f'benchmarks/results/toy_learning_{args.model}'
@@ -242,5 +242,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    from efficientvit_det.cli import run
+    from efficientvit_det.cli.common import run
     run(main)

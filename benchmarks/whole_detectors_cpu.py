@@ -28,7 +28,8 @@ sys.path[:0] = [ROOT, HERE]
 
 import rank_consistency  # noqa: E402  (benchmarks/, next to this script)
 from efficientvit_det.fileio import atomic_path  # noqa: E402
-from efficientvit_det.latency import engine  # noqa: E402
+from efficientvit_det.cli import benchmark_latency as engine  # noqa: E402
+from efficientvit_det.deploy.targets import config_name  # noqa: E402
 
 #: (label, config pattern): ours and mmdet's own ResNet-50 control
 BACKBONES = [('SHViT-S4', 'configs/{}_shvit_s4.py'),
@@ -60,7 +61,7 @@ def measure_shape(shape, iters, threads, out):
 def entries_of(rows, shape, source):
     entries = []
     for detector, label, config in configs():
-        name = engine.config_name(config)
+        name = config_name(config)
         eager, ort = rows[name, 'eager'], rows[name, 'onnxruntime']
         entries.append(dict(detector=detector, backbone=label, config=config, shape=shape,
                             source=source, eager_ms=eager.get('median_ms'),

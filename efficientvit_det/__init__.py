@@ -1,16 +1,27 @@
 """efficientvit_det: SHViT, EfficientViT-M and UniForm backbones for mmdet / mmseg.
 
-Importing the package registers its models with every installed OpenMMLab
-registry (configs use ``custom_imports=dict(imports=['efficientvit_det'])``).
+Importing the package adds our classes to the installed OpenMMLab registries
+(configs use ``custom_imports=dict(imports=['efficientvit_det'])``) and changes
+nothing that mmdet, mmseg, mmengine or mmcv installed. Without the OpenMMLab
+stack (torch alone) the backbones and the latency tool still work.
 """
+import importlib.util
+
 from .models import BACKBONE_NAMES, EfficientViT, SHViT, UniForm, build_backbone
-from .registry import install_safe_checkpoint_loader, register_all, register_runtime
+from .models.neck import TransposedFPN
 
 __version__ = '0.1.0'
 
-REGISTERED_SCOPES = register_all()
-install_safe_checkpoint_loader()
-register_runtime(REGISTERED_SCOPES)
 
-__all__ = ['SHViT', 'EfficientViT', 'UniForm', 'build_backbone', 'BACKBONE_NAMES',
-           'REGISTERED_SCOPES']
+def _register() -> list:
+    if not all(importlib.util.find_spec(m) for m in ('mmengine', 'mmcv')):
+        return []
+    from .mmlab.registration import register_all
+    return register_all()
+
+
+#: the task scopes (``mmdet``, ``mmseg``) whose registries hold our classes
+REGISTERED_SCOPES = _register()
+
+__all__ = ['SHViT', 'EfficientViT', 'UniForm', 'TransposedFPN', 'build_backbone',
+           'BACKBONE_NAMES', 'REGISTERED_SCOPES']

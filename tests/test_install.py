@@ -1,11 +1,12 @@
-"""The installed stack: compiled mmcv ops, registration, safe checkpoint loading."""
+"""The installed stack: compiled mmcv ops, the versions, the backbones without OpenMMLab."""
 import os
 import subprocess
 import sys
 
 import pytest
 import torch
-from torch import nn
+
+from tests.support import ROOT
 
 
 def test_mmcv_ops_run():
@@ -33,41 +34,6 @@ def test_openmmlab_stack_and_timm_import_together():
     assert set(efficientvit_det.REGISTERED_SCOPES) == {'mmdet', 'mmseg'}
 
 
-# one small config per registered type; a new type must be added here to be covered
-EXAMPLE_CONFIGS = {
-    'SHViT': dict(arch='s1'),
-    'EfficientViT': dict(arch='m0'),
-    'UniForm': dict(arch='xs'),
-    'TransposedFPN': dict(in_channels=[64, 128, 192], out_channels=32, num_outs=5,
-                          num_extra_trans_convs=2),
-    'TimmBackbone': dict(model_name='repvit_m1_1'),
-}
-
-
-@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
-def test_every_registered_type_builds_in_both_scopes(scope):
-    import importlib
-    from mmengine.registry import DefaultScope
-    from efficientvit_det.registry import registered_modules
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    assert set(registered_modules()) == set(EXAMPLE_CONFIGS)
-    for name, cls in registered_modules().items():
-        assert registry.get(name) is cls  # one class, both registries
-        with DefaultScope.overwrite_default_scope(scope):
-            model = registry.build(dict(type=name, **EXAMPLE_CONFIGS[name]))
-        assert type(model) is cls
-
-
-def test_image_loader_is_ours_in_both_scopes():
-    """mmdet's and mmseg's pipelines name ``LoadImageFromFile``; both get ours (the
-    one that names an unreadable file)."""
-    import mmdet.registry
-    import mmseg.registry
-    from efficientvit_det.runtime import LoadImageFromFile
-    assert mmdet.registry.TRANSFORMS.get('LoadImageFromFile') is LoadImageFromFile
-    assert mmseg.registry.TRANSFORMS.get('LoadImageFromFile') is LoadImageFromFile
-
-
 def test_models_import_without_openmmlab():
     """The backbone package must import where only torch is installed."""
     code = (
@@ -85,119 +51,33 @@ def test_models_import_without_openmmlab():
     assert result.stdout.strip() == 'ok'
 
 
-# ----------------------------------------------------------------------------- runner checkpoints
-
-def _runner(work_dir, max_epochs, resume_from=None, crash_after_epoch=None):
-    from mmengine.hooks import Hook
-    from mmengine.model import BaseModel
-    from mmengine.runner import Runner
-    from torch.utils.data import Dataset
-
-    class Regression(BaseModel):
-        def __init__(self):
-            super().__init__()
-            self.linear = nn.Linear(4, 1)
-
-        def forward(self, x, mode='loss'):
-            return dict(loss=((self.linear(x) - x.sum(1, keepdim=True)) ** 2).mean())
-
-    class Points(Dataset):
-        def __len__(self):
-            return 32
-
-        def __getitem__(self, index):
-            return dict(x=torch.linspace(-1, 1, 4) * (index % 7 - 3))
-
-    class Crash(Hook):
-        """Dies after the checkpoint of an epoch is written, like a killed job."""
-        priority = 'LOWEST'
-
-        def after_train_epoch(self, runner):
-            if runner.epoch + 1 == crash_after_epoch:  # runner.epoch counts from 0
-                raise KeyboardInterrupt('simulated kill')
-
-    class RecordStart(Hook):
-        """Where training (re)starts: first iteration and the weights it starts from."""
-
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            if not hasattr(runner, 'start'):
-                runner.start = (runner.iter, {k: v.clone() for k, v in
-                                              runner.model.state_dict().items()})
-
-    torch.manual_seed(0)  # the model is built before the Runner seeds anything
-    return Runner(
-        model=Regression(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=Points(), batch_size=8, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=True),
-                              collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
-        param_scheduler=[dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5),
-                         dict(type='MultiStepLR', milestones=[2], by_epoch=True)],
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1),
-                           logger=dict(type='LoggerHook', interval=1)),
-        randomness=dict(seed=0, deterministic=True),
-        custom_hooks=[Crash(), RecordStart()],
-        resume=resume_from is not None, load_from=resume_from)
+#: every private name of OpenMMLab's the package uses, and why there is no public route
+PRIVATE_OPENMMLAB_API = {
+    'mmengine.model.ImgDataPreprocessor._channel_conversion':
+        'the whole-detector graph reorders channels as the preprocessor does; '
+        'the flag is not exposed otherwise',
+    'mmengine.hooks.CheckpointHook._save_checkpoint_with_step':
+        'SafeCheckpointHook reorders the save (new file, pointer, then deletions)',
+    'mmengine.infer.BaseInferencer._load_weights_to_model':
+        'the inferencers load weights strictly; this is where weights go in',
+}
+#: the versions these names were read from (setup.py pins them)
+PINNED = {'mmengine': '0.10.7', 'mmdet': '3.3.0', 'mmseg': '1.2.2', 'mmcv': '2.1.0'}
 
 
-def test_runner_checkpoint_resumes_under_default_safe_loading(tmp_path):
-    import efficientvit_det  # noqa: F401  (installs the allow-listed loader)
-    import inspect
-    assert inspect.signature(torch.load).parameters['weights_only'].default in (None, True)
-
-    uninterrupted = _runner(tmp_path / 'a', max_epochs=3)
-    uninterrupted.train()
-
-    with pytest.raises(KeyboardInterrupt):
-        _runner(tmp_path / 'b', max_epochs=3, crash_after_epoch=2).train()
-    checkpoint = str(tmp_path / 'b' / 'epoch_2.pth')
-    saved = torch.load(checkpoint)  # torch's default (weights_only) with our allow-list
-    assert {'message_hub', 'optimizer', 'param_schedulers'} <= set(saved)
-
-    resumed = _runner(tmp_path / 'c', max_epochs=3, resume_from=checkpoint)
-    resumed.train()
-    start_iter, start_weights = resumed.start
-    assert start_iter == saved['meta']['iter'] == 8
-    for key, value in start_weights.items():
-        assert torch.equal(value, saved['state_dict'][key])
-    for (key, a), b in zip(uninterrupted.model.state_dict().items(),
-                           resumed.model.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-6), key
-
-
-class _RunsCode:
-    """Unpickling this would run ``touch`` through os.system."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
-
-
-class _ReachesAround:
-    """A getattr chain from an allowed class: must not resolve."""
-
-    def __reduce__(self):
-        from mmengine.logging import HistoryBuffer
-        return (getattr, (HistoryBuffer, '__init__'))
-
-
-def test_code_carrying_pickles_are_refused(tmp_path):
-    from mmengine.runner.checkpoint import CheckpointLoader
-    from efficientvit_det.checkpoints import UnsafeCheckpointError, load_checkpoint_file
-    import efficientvit_det  # noqa: F401
-
-    marker = tmp_path / 'executed'
-    evil = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {}, 'meta': _RunsCode(marker)}, evil)
-    for load in (load_checkpoint_file, lambda p: CheckpointLoader.load_checkpoint(p, 'cpu')):
-        with pytest.raises(UnsafeCheckpointError, match='posix.system|os.system'):
-            load(str(evil))
-    assert not marker.exists()
-
-    sneaky = tmp_path / 'sneaky.pth'
-    torch.save({'state_dict': {}, 'meta': _ReachesAround()}, sneaky)
-    with pytest.raises(UnsafeCheckpointError, match=r"getattr\(HistoryBuffer, '__init__'\)"):
-        load_checkpoint_file(str(sneaky))
+def test_private_openmmlab_names_exist_in_the_pinned_versions():
+    import importlib
+    from mmengine.model import ImgDataPreprocessor
+    setup = open(os.path.join(ROOT, 'setup.py')).read()
+    for package, version in PINNED.items():
+        assert importlib.import_module(package).__version__ == version
+        if package != 'mmcv':  # mmcv: tools/install.sh
+            name = 'mmsegmentation' if package == 'mmseg' else package
+            assert f"'{name}=={version}'" in setup
+    for dotted in PRIVATE_OPENMMLAB_API:
+        module, owner, attribute = dotted.rsplit('.', 2)
+        cls = getattr(importlib.import_module(module), owner)
+        if cls is ImgDataPreprocessor:
+            assert hasattr(cls(bgr_to_rgb=True), attribute), dotted  # set in __init__
+        else:
+            assert hasattr(cls, attribute), dotted

@@ -1,11 +1,12 @@
-"""The main job on the built-in toy dataset (no COCO needed): generates the data if
-absent, trains Mask R-CNN with SHViT-S1 on CPU, prints COCO bbox/segm mAP and
-saves drawn predictions and a loss curve into the work dir.
+"""The main job on the built-in toy dataset (no COCO needed).
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--epochs N]
+    python tools/demo.py [--config C] [--work-dir work_dirs/demo] [--data-root D]
+        [--epochs N] [--cfg-options KEY=VALUE ...]
+
+The code is ``efficientvit_det.cli.demo``.
 """
-from efficientvit_det.cli import run
-from efficientvit_det.demo import main
+from efficientvit_det.cli.common import run
+from efficientvit_det.cli.demo import main
 
 if __name__ == '__main__':
     run(main)

@@ -1,38 +1,11 @@
-"""The model index (model-index.yml + metafiles/*.yml): check it against the files it
-names and render README's config table from it.
+"""Check the model index against the files it names; render README's config table.
 
-    python tools/model_index.py                  # check, then print the table
-    python tools/model_index.py --write-readme   # check, then put the table into README.md
+    python tools/model_index.py [--write-readme]
+
+The code is ``efficientvit_det.cli.model_index``.
 """
-import argparse
-import os.path as osp
-import sys
-
-from efficientvit_det.fileio import atomic_path
-from efficientvit_det.model_index import check_index, render_table, replace_table, repo_root
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--write-readme', action='store_true',
-                        help="replace README.md's generated table with the current one")
-    args = parser.parse_args(argv)
-    problems = check_index()
-    if problems:
-        sys.exit('model index does not match the files it names:\n  ' + '\n  '.join(problems))
-    table = render_table()
-    if not args.write_readme:
-        print(table)
-        return table
-    readme = osp.join(repo_root(), 'README.md')
-    with open(readme) as f:
-        text = f.read()
-    with atomic_path(readme) as partial, open(partial, 'w') as f:
-        f.write(replace_table(text, table))
-    print(f'{readme}: config table rewritten from the model index')
-    return table
-
+from efficientvit_det.cli.common import run
+from efficientvit_det.cli.model_index import main
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -3,7 +3,8 @@
 # RepViT: AdamW 2e-4, wd 1e-4, 8 GPUs x 4 images, 40k iterations, poly 0.9, 512x512).
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py', 'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_40k.py'
+    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_40k.py',
+    './ade20k_train_pipeline.py'
 ]
 custom_imports = dict(imports=['efficientvit_det'], allow_failed_imports=False)
 
@@ -19,6 +20,8 @@ model = dict(
     neck=dict(_delete_=True, type='TransposedFPN', in_channels=[224, 336, 448],
               out_channels=256, num_outs=4, num_extra_trans_convs=2),
     decode_head=dict(num_classes=150))
+
+train_dataloader = dict(dataset=dict(pipeline={{_base_.ade20k_train_pipeline}}))
 
 # AdamW lr 2e-4, wd 1e-4, poly decay (power 0.9) over 40k iterations for a total
 # batch of 32 (8 GPUs x 4), used as it is: `tools/train.py --auto-scale-lr` scales it

@@ -30,6 +30,18 @@ optim_wrapper = dict(
 # `tools/train.py --auto-scale-lr` scales it linearly to your GPUs x batch size.
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
+# mmdet's COCO training pipeline with our image loader, which names an unreadable image
+# and draws another sample instead of crashing a dataloader worker (the test pipeline
+# keeps mmcv's loader, which mmdet's inferencers look for)
+train_pipeline = [
+    dict(type='LoadImageOrSkip'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
 # checkpoints written atomically, then last_checkpoint, then outdated ones deleted
 # (a killed job never leaves a half-written file or loses a complete one);
 # RNG states saved in checkpoints so --resume continues the same random stream;

@@ -2,7 +2,8 @@
 # 160k-schedule bases with the usual transformer-backbone recipe.
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py', 'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py'
+    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py',
+    './ade20k_train_pipeline.py'
 ]
 custom_imports = dict(imports=['efficientvit_det'], allow_failed_imports=False)
 
@@ -21,7 +22,7 @@ model = dict(
 # AdamW lr 6e-5, wd 0.01, linear warm-up 1500 iterations, poly decay (power 1.0)
 # over 160k iterations for a total batch of 16 (8 GPUs x 2), used as it is:
 # `tools/train.py --auto-scale-lr` scales it linearly to your GPUs x batch size
-train_dataloader = dict(batch_size=2)
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline={{_base_.ade20k_train_pipeline}}))
 optim_wrapper = dict(
     _delete_=True, type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),

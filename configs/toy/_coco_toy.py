@@ -4,11 +4,11 @@
 # defined in two bases) and otherwise keep the real configs' model and recipe.
 toy_data_root = 'data/toy_coco/'
 toy_metainfo = dict(classes=('circle', 'rectangle', 'triangle'),
-                palette=[(220, 20, 60), (0, 128, 255), (60, 180, 75)])
+                    palette=[(220, 20, 60), (0, 128, 255), (60, 180, 75)])
 toy_image_scale = (256, 192)
 
 toy_train_pipeline = [
-    dict(type='LoadImageFromFile'),  # unreadable images: named (skipped by tools/train.py)
+    dict(type='LoadImageOrSkip'),  # an unreadable image: named in a warning, skipped
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=toy_image_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),

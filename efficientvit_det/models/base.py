@@ -6,13 +6,13 @@ frozen BatchNorm statistics, gradient checkpointing, stochastic depth,
 pretrained loading, deployment folding) lives here once.
 """
 import logging
-import warnings
 from typing import Dict, List, Sequence, Union
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..log import log_message
 from .blocks import Downsample, Stem, fuse_modules
 
 try:  # mmengine is optional: the latency tool runs where only torch is installed
@@ -29,16 +29,6 @@ except ImportError:  # pragma: no cover - exercised on torch-only machines
             pass
 
 NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.SyncBatchNorm)
-
-
-def log_message(message: str, level: int = logging.INFO):
-    """Log through mmengine's logger when present (so it lands in the run's log)."""
-    try:
-        from mmengine.logging import print_log
-        print_log(message, logger='current', level=level)
-    except ImportError:
-        if level >= logging.WARNING:
-            warnings.warn(message)
 
 
 class FreezableBackbone(BaseModule):

@@ -65,11 +65,11 @@ class EfficientViT(EfficientBackbone):
     """EfficientViT-M backbone (M0-M5), features at strides 16/32/64.
 
     Args:
-        window_size: attention window per stage (int for all). The ImageNet
-            releases and the papers' COCO detectors use (7, 7, 4): the official
-            code caps each window at the stage's map size for a 224 input, so the
-            last stage's is 4x4 (our detection configs do the same). With 7 in
-            the last stage, a 4x4 release table is resized bicubically on load.
+        window_size: attention window per stage (int for all). 7 everywhere is
+            what the papers' COCO detectors use. The ImageNet releases' last
+            stage has 4x4 tables (their classification code caps each window at
+            the stage's map size for a 224 input): loaded into 7x7 windows they
+            are resized bicubically, as the papers' detection code does.
     """
 
     arch_settings = {

@@ -3,7 +3,8 @@ FastViT or RepViT in the same detector as ours)."""
 import logging
 from typing import Sequence, Union
 
-from .base import FreezableBackbone, log_message
+from ..log import log_message
+from .base import FreezableBackbone
 
 
 class TimmBackbone(FreezableBackbone):

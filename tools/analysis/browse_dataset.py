@@ -1,28 +1,12 @@
-"""Draw the training data as the model sees it: ground-truth boxes, masks or label
-maps over the images after the training pipeline (resize, flip, crop ...).
+"""Draw the training data as the model sees it (after the training pipeline).
 
     python tools/analysis/browse_dataset.py CONFIG [--out-dir D] [--count N]
         [--cfg-options KEY=VALUE ...]
+
+The code is ``efficientvit_det.cli.browse_dataset``.
 """
-import argparse
-
-from efficientvit_det.cli import run
-
-
-def main(argv=None):
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config')
-    parser.add_argument('--out-dir', default='browse_dataset')
-    parser.add_argument('--count', type=int, default=8, help='samples to draw (default 8)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
-    args = parser.parse_args(argv)
-    from efficientvit_det.analysis import browse_dataset
-    written = browse_dataset(args.config, args.out_dir, args.count, args.cfg_options)
-    print(f'{len(written)} training sample(s) drawn -> {args.out_dir}')
-    return written
-
+from efficientvit_det.cli.common import run
+from efficientvit_det.cli.browse_dataset import main
 
 if __name__ == '__main__':
     run(main)

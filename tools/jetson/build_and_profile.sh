@@ -21,7 +21,7 @@ echo "  run: sudo nvpmodel -m 0 && sudo jetson_clocks"
 
 CMD=$(python - "$ONNX" "$TARGET" "$BATCH" "$H" "$W" <<'PY'
 import sys
-from efficientvit_det.latency.trtexec import build_command, quote
+from efficientvit_det.deploy.trtexec import build_command, quote
 onnx, target, batch, h, w = sys.argv[1:]
 try:
     print(quote(build_command(onnx, f'{onnx[:-5]}_b{batch}_{h}x{w}_fp16.engine', int(batch),

@@ -1,0 +1,79 @@
+"""Every error this package raises on purpose, under one base class.
+
+A tool catches :class:`EfficientVitDetError` and ends with its message in one
+line; anything else is a bug and keeps its traceback. Each class also derives
+from the builtin it refines, so ``except FileNotFoundError`` and the like keep
+working for callers that knew the builtin only.
+"""
+
+
+class EfficientVitDetError(Exception):
+    """Base of the errors whose message says what went wrong and how to fix it."""
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+class CheckpointMismatchError(EfficientVitDetError, RuntimeError):
+    """The checkpoint does not fit the model (wrong variant, wrong family)."""
+
+
+class CheckpointDownloadError(EfficientVitDetError, RuntimeError):
+    """A released checkpoint could not be downloaded (no network, moved file)."""
+
+
+class UnsafeCheckpointError(EfficientVitDetError, RuntimeError):
+    """The checkpoint pickles an object outside the allow-list; it was not run."""
+
+
+class UnknownCheckpointError(EfficientVitDetError, KeyError):
+    """A ``release:`` / ``hub:`` name that is not one of the known files."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+# ----------------------------------------------------------------------------- OpenMMLab
+
+class PyramidStrideError(EfficientVitDetError, ValueError):
+    """The neck's output strides do not match the strides the heads expect."""
+
+
+class ConfigOptionError(EfficientVitDetError, ValueError):
+    """A config sets an option that no class receiving it accepts."""
+
+
+class DatasetNotFoundError(EfficientVitDetError, FileNotFoundError):
+    """A dataset path the config names does not exist."""
+
+
+class DatasetError(EfficientVitDetError, ValueError):
+    """The annotations are inconsistent (found before any worker starts)."""
+
+
+class WorkDirInUseError(EfficientVitDetError, FileExistsError):
+    """The work dir holds another run's checkpoints, which training would overwrite."""
+
+
+class NothingToResumeError(EfficientVitDetError, FileNotFoundError):
+    """``--resume`` without a checkpoint, in a work dir that holds none."""
+
+
+class UnknownModelError(EfficientVitDetError, KeyError):
+    """A name that is neither a config file nor a model of the model index."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class MissingWeightsError(EfficientVitDetError, ValueError):
+    """No checkpoint given, and none released for the model."""
+
+
+# ----------------------------------------------------------------------------- deployment
+
+class ExportUnsupported(EfficientVitDetError, RuntimeError):
+    """The model has parts that cannot be written as ONNX (the message says which)."""
+
+
+class ModeUnavailable(EfficientVitDetError, RuntimeError):
+    """A way of running a model that this machine cannot offer (reported as skipped)."""
