@@ -11,6 +11,13 @@ class EfficientVitDetError(Exception):
     """Base of the errors whose message says what went wrong and how to fix it."""
 
 
+class _NamedKeyError(EfficientVitDetError, KeyError):
+    """A ``KeyError`` whose message prints as written (``KeyError`` quotes it)."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 class CheckpointMismatchError(EfficientVitDetError, RuntimeError):
@@ -25,11 +32,8 @@ class UnsafeCheckpointError(EfficientVitDetError, RuntimeError):
     """The checkpoint pickles an object outside the allow-list; it was not run."""
 
 
-class UnknownCheckpointError(EfficientVitDetError, KeyError):
+class UnknownCheckpointError(_NamedKeyError):
     """A ``release:`` / ``hub:`` name that is not one of the known files."""
-
-    def __str__(self):
-        return str(self.args[0])
 
 
 # ----------------------------------------------------------------------------- OpenMMLab
@@ -58,11 +62,12 @@ class NothingToResumeError(EfficientVitDetError, FileNotFoundError):
     """``--resume`` without a checkpoint, in a work dir that holds none."""
 
 
-class UnknownModelError(EfficientVitDetError, KeyError):
+class UnknownModelError(_NamedKeyError):
     """A name that is neither a config file nor a model of the model index."""
 
-    def __str__(self):
-        return str(self.args[0])
+
+class RegistryConflictError(_NamedKeyError):
+    """A name we register is taken by a class that is not ours."""
 
 
 class MissingWeightsError(EfficientVitDetError, ValueError):

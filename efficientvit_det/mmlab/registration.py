@@ -12,7 +12,7 @@ import importlib
 from typing import List
 
 from ..checkpoints import read_checkpoint
-from ..errors import EfficientVitDetError
+from ..errors import RegistryConflictError
 from ..models import BACKBONES
 from ..models.neck import TransposedFPN
 from ..models.timm_backbone import TimmBackbone
@@ -28,13 +28,6 @@ CHECKPOINT_SCHEMES = ('release:', 'safe:')
 MODEL_CLASSES = dict(BACKBONES, TransposedFPN=TransposedFPN, TimmBackbone=TimmBackbone)
 HOOK_CLASSES = (SafeCheckpointHook, RNGStateHook, RankConsistencyHook, StrictLoadHook,
                 PyramidStrideCheckHook)
-
-
-class RegistryConflictError(EfficientVitDetError, KeyError):
-    """A name we register is taken by a class that is not ours."""
-
-    def __str__(self):
-        return str(self.args[0])
 
 
 def _add(registry, cls, name=None) -> None:
