@@ -1,5 +1,6 @@
-# The project's commands (see README). PYTHON is the venv tools/install.sh makes.
-PYTHON ?= .venv/bin/python
+# The project's commands (see README). PYTHON: the venv tools/install.sh makes, or
+# the active python where there is none (an install with EVD_VENV=none)
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python)
 
 .PHONY: install test test-quick demo
 install:

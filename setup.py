@@ -6,6 +6,7 @@ setup(
     description='Memory-efficient vision transformers (SHViT, EfficientViT-M, UniForm) '
                 'as detection and segmentation backbones for mmdet 3.x / mmseg 1.x',
     packages=find_packages(include=['efficientvit_det', 'efficientvit_det.*']),
+    license='MIT',
     python_requires='>=3.9',
     # The backbones need only torch; the OpenMMLab stack is what the toolkit is for.
     # mmcv 2.1.0 (compiled ops) is installed by tools/install.sh, not by pip. The

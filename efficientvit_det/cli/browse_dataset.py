@@ -10,13 +10,19 @@ import argparse
 from .common import add_cfg_options
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('--out-dir', default='browse_dataset')
     parser.add_argument('--count', type=int, default=8, help='samples to draw (default 8)')
     add_cfg_options(parser, 'override config keys, e.g. train_dataloader.dataset.data_root=D')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     from ..mmlab.visualize import browse_dataset
     written = browse_dataset(args.config, args.out_dir, args.count, args.cfg_options)

@@ -26,7 +26,8 @@ from ..fileio import atomic_path
 from ..models import build_backbone
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src')
@@ -35,6 +36,11 @@ def main(argv=None):
     target.add_argument('--backbone', help='a backbone name, e.g. shvit_s4, efficientvit_m4')
     target.add_argument('--config', help='a detector / segmentor config the whole model is for')
     parser.add_argument('--force', action='store_true', help='overwrite DST')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if os.path.exists(args.dst) and not args.force:
         parser.error(f'{args.dst} exists; pass --force to overwrite it')

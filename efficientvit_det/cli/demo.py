@@ -21,7 +21,8 @@ from .train import train_main
 DEFAULT_CONFIG = 'configs/toy/mask_rcnn_shvit_s1_toy.py'
 
 
-def main(argv: Optional[List[str]] = None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--work-dir', default='work_dirs/demo')
@@ -29,6 +30,11 @@ def main(argv: Optional[List[str]] = None):
     parser.add_argument('--epochs', type=at_least(1), help='override the toy schedule length')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='further config overrides, passed to tools/train.py')
+    return parser
+
+
+def main(argv: Optional[List[str]] = None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     start = time.time()
     ensure_toy_coco(args.data_root)

@@ -38,7 +38,8 @@ class ExportMismatch(Exception):
     """Leaves the atomic write without replacing OUT (the export was set aside)."""
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     target = parser.add_mutually_exclusive_group(required=True)
@@ -60,6 +61,11 @@ def main(argv=None):
                         'to --shape) rather than on noise; a trained checkpoint on a real '
                         'image exercises every stage')
     parser.add_argument('--out')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.cfg_options and not args.config:
         parser.error('--cfg-options needs --config')

@@ -14,12 +14,18 @@ import argparse
 from .common import parse_shape
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('--shape', nargs='+', metavar='HxW',
                         help='HxW, or S for a square image')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     from mmengine.config import Config
 

@@ -17,7 +17,8 @@ import argparse
 import sys
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('input', help='an image, a folder of images or a video file')
@@ -32,6 +33,11 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     parser.add_argument('--ann-file', help='COCO annotation file whose image / category ids '
                         'the predictions should use')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     from ..errors import MissingWeightsError
     from ..mmlab.inference import build_inferencer, list_inputs, run_inference

@@ -14,7 +14,8 @@ from ..mmlab.toy_data import (TOY_ADE_TRAIN_IMAGES, TOY_ADE_VAL_IMAGES, TOY_COCO
 from .common import at_least
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--datasets', nargs='+', choices=('coco', 'ade'), default=('coco', 'ade'),
@@ -28,6 +29,11 @@ def main(argv=None):
     parser.add_argument('--val-images', type=at_least(1),
                         help=f'val images of each dataset (default {TOY_COCO_VAL_IMAGES} COCO, '
                         f'{TOY_ADE_VAL_IMAGES} ADE20K)')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     sizes = {key: count for key, count in (('num_train', args.train_images),
                                            ('num_val', args.val_images)) if count is not None}

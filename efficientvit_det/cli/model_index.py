@@ -13,11 +13,17 @@ from ..fileio import atomic_path
 from ..mmlab.model_index import check_index, render_table, replace_table, repo_root
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--write-readme', action='store_true',
                         help="replace README.md's generated table with the current one")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     problems = check_index()
     if problems:

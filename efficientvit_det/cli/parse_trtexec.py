@@ -14,7 +14,8 @@ from ..deploy.trtexec import POWER_NOTES, parse_trtexec
 from .common import at_least, parse_shape
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('log')
@@ -23,6 +24,11 @@ def main(argv=None):
     parser.add_argument('--batch', type=at_least(1), default=1)
     parser.add_argument('--device')
     parser.add_argument('--out')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     with open(args.log) as f:
         summary = parse_trtexec(f.read())

@@ -8,7 +8,8 @@ run), from mmengine's vis_data/scalars.json in each work dir.
 import argparse
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('work_dirs', nargs='+')
@@ -16,6 +17,11 @@ def main(argv=None):
                         help='logged keys to plot (default: loss, coco/bbox_mAP, mIoU; '
                         'keys no run logged are left out)')
     parser.add_argument('--out', default='curves.png')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     from ..mmlab.visualize import plot_curves
     try:

@@ -67,7 +67,8 @@ def draw(plt, latency, accuracy, names, metric, mode):
     return fig
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('latency', nargs='+', help='JSON files of tools/benchmark_latency.py')
@@ -76,6 +77,11 @@ def main(argv=None):
     parser.add_argument('--metric', default='ImageNet top-1')
     parser.add_argument('--mode', default='best')
     parser.add_argument('--out', default='benchmarks/results/speed_accuracy.png')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     import matplotlib
     matplotlib.use('Agg')

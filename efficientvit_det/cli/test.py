@@ -15,7 +15,8 @@ from .common import format_metrics
 from .train import add_runner_args, config_from_args
 
 
-def test_main(argv: Optional[List[str]] = None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description='Evaluate a detector (COCO mAP) or a '
                                      'segmentor (mIoU) checkpoint')
     parser.add_argument('config')
@@ -24,6 +25,11 @@ def test_main(argv: Optional[List[str]] = None):
                         'segmentation: write predicted label maps into this folder')
     parser.add_argument('--show-dir', help='save images with drawn predictions here')
     add_runner_args(parser)
+    return parser
+
+
+def test_main(argv: Optional[List[str]] = None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
     cfg.load_from = None  # loaded below, strictly, in either layout

@@ -29,7 +29,8 @@ def config_from_args(args):
                        args.local_rank)
 
 
-def train_main(argv: Optional[List[str]] = None):
+def build_parser() -> argparse.ArgumentParser:
+    """This tool's arguments (the docs' tests parse every command they show with it)."""
     parser = argparse.ArgumentParser(description='Train a detector or segmentor')
     parser.add_argument('config')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
@@ -44,6 +45,11 @@ def train_main(argv: Optional[List[str]] = None):
                         'to the actual total batch (GPUs x batch per GPU); off by default, '
                         "as in mmdet's tools")
     add_runner_args(parser)
+    return parser
+
+
+def train_main(argv: Optional[List[str]] = None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
     if args.auto_scale_lr:

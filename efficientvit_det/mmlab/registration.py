@@ -34,7 +34,10 @@ def _add(registry, cls, name=None) -> None:
     """Register ``cls`` unless it is there; an earlier copy of our own class (a
     reloaded module) is replaced, anyone else's name is never taken over."""
     name = name or cls.__name__
-    found = registry.get(name)
+    # module_dict, not get(): get() first imports the whole scope (mmdet.models, ...),
+    # ~10 s that every importer of this package would pay; a class of theirs
+    # registered later under one of our names is refused by mmengine there
+    found = registry.module_dict.get(name)
     if found is cls:
         return
     if found is not None and not found.__module__.startswith('efficientvit_det.'):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from efficientvit_det.cli import demo, train
+from efficientvit_det.cli import demo, make_toy_data, train
 from efficientvit_det.cli import test as test_tool
 from efficientvit_det.cli.train import train_main
 from efficientvit_det.errors import DatasetError
@@ -135,7 +135,9 @@ def test_segmentation_training_learns_each_shape_class_and_the_test_tool_loads_i
 
 
 SEG_TRAIN_IMAGES, SEG_TRAIN_ITERS = 8, 100
-CLASS_FIT_IOU_BOUND = 0.1  # measured: circle 0.93, rectangle 0.84, triangle 0.39 (3.3 min)
+#: measured: circle 0.93, rectangle 0.84, triangle 0.39 (3.3 min); triangles come last:
+#: at 50 or 80 iterations (warm-up cut to 10) still 0.0, so 100 it stays (2026-12-05)
+CLASS_FIT_IOU_BOUND = 0.1
 HELD_OUT_MIOU_MARGIN = 15.0  # measured: mIoU 23.8, untrained 0.0
 SHAPE_LABELS = tuple(ADE_SHAPE_LABELS.values())  # label values of the three shape classes
 #: all shape pixels against the background on held-out images (measured: 0.128; 8
@@ -143,7 +145,7 @@ SHAPE_LABELS = tuple(ADE_SHAPE_LABELS.values())  # label values of the three sha
 SHAPES_IOU_BOUND = 0.06
 
 
-DETECTION_AP50_MARGIN = 0.03  # measured: 0.062 vs 0.001 (480 images: 0.056)
+DETECTION_AP50_MARGIN = 0.03  # measured: 0.096 vs 0.001 (320 images; 480: 0.056, 640: 0.062)
 
 
 @pytest.mark.slow
@@ -152,7 +154,7 @@ def test_detection_training_finds_the_shapes(trained_toy, tmp_path):
     set: the trained model's box AP50 on the val split must be well above the same
     model untrained (an untrained or prior-only detector scores ~0), both scored by
     tools/test.py from their checkpoints."""
-    config, checkpoint, _, options, _ = trained_toy('mask_rcnn')
+    config, checkpoint, _, options = trained_toy()
     untrained = tmp_path / 'untrained.pth'
     torch.manual_seed(0)
     from mmengine.config import Config
@@ -184,16 +186,14 @@ def test_val_split_does_not_depend_on_the_training_split_size(tmp_path):
     assert len(os.listdir(tmp_path / 'large' / 'train')) == 9
 
 
-def test_a_larger_val_split_starts_with_the_default_one(tmp_path):
+def test_a_larger_val_split_starts_with_the_default_one(tmp_path, capsys):
     """tools/make_toy_data.py --val-images: the benchmarks' larger val split holds the
-    default split's images first (a superset, not another split definition)."""
+    default split's images first (a superset, not another split definition). The
+    script as a user runs it once; its other cases in-process (each run costs ~7 s)."""
     make_coco_toy(str(tmp_path / 'default'), num_train=2, num_val=3, seed=0)
-
-    def make_toy_data(*args):
-        return subprocess.run([sys.executable, 'tools/make_toy_data.py', *args], cwd=ROOT,
-                              capture_output=True, text=True)
-    assert make_toy_data('--coco', str(tmp_path / 'coco'), '--ade', str(tmp_path / 'ade'),
-                         '--train-images', '2', '--val-images', '5').returncode == 0
+    assert subprocess.run([sys.executable, 'tools/make_toy_data.py', '--coco',
+                           str(tmp_path / 'coco'), '--ade', str(tmp_path / 'ade'),
+                           '--train-images', '2', '--val-images', '5'], cwd=ROOT).returncode == 0
     _assert_same_first_val_images(tmp_path / 'default', tmp_path / 'coco', 3)
     assert len(os.listdir(tmp_path / 'coco' / 'val')) == 5
     assert len(os.listdir(tmp_path / 'coco' / 'train')) == 2
@@ -205,12 +205,12 @@ def test_a_larger_val_split_starts_with_the_default_one(tmp_path):
     assert len(labels) == 3 and not mismatch and not errors
     assert len(os.listdir(tmp_path / 'ade' / 'images' / 'validation')) == 5
     assert len(os.listdir(tmp_path / 'ade' / 'images' / 'training')) == 2
-    assert make_toy_data('--datasets', 'coco', '--coco', str(tmp_path / 'only'), '--ade',
-                         str(tmp_path / 'untouched'), '--train-images', '1',
-                         '--val-images', '1').returncode == 0
+    make_toy_data.main(['--datasets', 'coco', '--coco', str(tmp_path / 'only'), '--ade',
+                        str(tmp_path / 'untouched'), '--train-images', '1', '--val-images', '1'])
     assert (tmp_path / 'only' / 'val').is_dir() and not (tmp_path / 'untouched').exists()
-    refused = make_toy_data('--coco', str(tmp_path / 'empty'), '--val-images', '0')
-    assert refused.returncode == 2 and '0 is too small: at least 1' in refused.stderr
+    with pytest.raises(SystemExit) as refused:
+        make_toy_data.main(['--coco', str(tmp_path / 'empty'), '--val-images', '0'])
+    assert refused.value.code == 2 and '0 is too small: at least 1' in capsys.readouterr().err
     assert not (tmp_path / 'empty').exists()
 
 
