@@ -8,7 +8,7 @@ several modes side by side.
         [--cfg-options model.test_cfg.rpn.max_per_img=300] ...
     python tools/benchmark_latency.py --backbone shvit_s4 --mode best
 
-Backbone mode needs torch only (no mmcv / mmdet). --whole times a detector from
+Backbone mode runs where only torch is installed (no mmcv / mmdet). --whole times a detector from
 image to final detections, with per-stage times in its eager row.
 """
 import argparse

@@ -137,7 +137,7 @@ def render_table(root: Optional[str] = None) -> str:
                 if backbone not in backbones:
                     backbones.append(backbone)
     lines = [TABLE_BEGIN,
-             '| backbone | backbone latency (ms) | '
+             '| backbone | backbone latency (ms; CPU, 512x512, fastest mode) | '
              + ' | '.join(heading for heading, _, _ in COLUMNS) + ' |',
              '|---' * (len(COLUMNS) + 2) + '|']
     for backbone in sorted(backbones, key=_family_order):
@@ -168,7 +168,8 @@ def _cell(model: dict) -> str:
         text += f', {main} {metrics[main]}'
     for timing in model['Metadata'].get('inference time (ms/im)', []):
         height, width = timing['resolution'].strip('()').split(', ')
-        text += f', {timing["value"] / 1000:.1f} s/img on CPU at {height}x{width}'
+        text += (f', {timing["value"] / 1000:.1f} s/img on CPU at {height}x{width} in '
+                 f'{timing["backend"]}')
     if 'Weights' in model:
         text += f', [weights]({model["Weights"]})'
     return text
