@@ -17,7 +17,7 @@ from efficientvit_det.deploy import onnx_export, targets
 from efficientvit_det.deploy.onnx_export import compare_with_onnxruntime, export_onnx
 from efficientvit_det.deploy.trtexec import parse_trtexec
 from efficientvit_det.models import build_backbone
-from tests.support import ROOT, load_script
+from tests.support import ROOT, TOY_MASK_RCNN, load_script
 
 
 @pytest.mark.slow
@@ -599,7 +599,7 @@ def test_whole_two_stage_detector_is_timed_in_pytorch_and_onnxruntime():
     the detections in another order (compared as detections, so still ok) and ONNX
     Runtime; the RoI and mask heads are timed and counted too."""
     pytest.importorskip('onnxruntime')
-    config = os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py')
+    config = TOY_MASK_RCNN  # the toy heads: RoIAlign sampling 2x2, 128 wide (cheaper)
     rows = tool.main(['--config', config, '--whole', '--shape', '128', '--mode', 'eager',
                       'torchscript', 'onnxruntime', '--iters', '1', '--warmup', '0'])
     by_mode = {r['mode']: r for r in rows}

@@ -51,13 +51,14 @@ def test_train_step_and_whole_image_inference(head, backbone):
     model.init_weights()
     model.train()
     samples = []
+    # 96x96: maps of 6x6, 3x3 and 2x2 from the backbone (windows padded, or a map
+    # smaller than a window); the prediction below runs at a larger, odd size
     for _ in range(2):
         sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, 128, 128)))
-        sample.set_metainfo(dict(img_shape=(128, 128), pad_shape=(128, 128),
-                                 ori_shape=(128, 128)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, 96, 96)))
+        sample.set_metainfo(dict(img_shape=(96, 96), pad_shape=(96, 96), ori_shape=(96, 96)))
         samples.append(sample)
-    data = model.data_preprocessor(dict(inputs=[torch.randint(0, 255, (3, 128, 128)).float()
+    data = model.data_preprocessor(dict(inputs=[torch.randint(0, 255, (3, 96, 96)).float()
                                                 for _ in range(2)],
                                         data_samples=samples), True)
     losses = model.loss(data['inputs'], data['data_samples'])
