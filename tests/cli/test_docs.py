@@ -159,3 +159,34 @@ def test_benchmark_tables_are_rendered_from_their_results():
         for block in rendered.split('\n\n'):
             assert block in page, f'benchmarks/README.md: the table of {path} is not ' \
                                   f'what benchmarks/latency_table.py renders: {block[:80]}'
+
+
+def test_the_benchmark_scripts_tables_stand_in_the_page_as_written():
+    """The tables the benchmark scripts write beside their JSON (``results/*.md``)
+    stand in benchmarks/README.md as the scripts wrote them."""
+    page = open(os.path.join(ROOT, 'benchmarks', 'README.md')).read()
+    written = glob.glob(os.path.join(ROOT, 'benchmarks', 'results', '*.md'))
+    assert len(written) >= 2
+    for path in written:
+        for block in open(path).read().split('\n\n'):
+            assert block.strip() in page, f'{path}: not in benchmarks/README.md as written'
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r'[^\w\- ]', '', heading.strip().lower()).replace(' ', '-')
+
+
+def test_links_between_the_pages_reach_a_file_and_a_heading():
+    pages = DOCS + [os.path.join(ROOT, 'benchmarks', name) for name in ('README.md', 'LOG.md')]
+    for page in pages:
+        text = re.sub(r'```.*?```', '', open(page).read(), flags=re.S)
+        for target in re.findall(r'\]\(([^)\s]+)\)', text):
+            if re.match(r'[a-z]+:', target):
+                continue  # a web address
+            path, _, anchor = target.partition('#')
+            path = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+            assert os.path.exists(path), f'{page}: link to {target}: no such file'
+            if anchor:
+                headings = re.findall(r'^#+ (.+)$', open(path).read(), flags=re.M)
+                assert anchor in {_anchor(h) for h in headings}, f'{page}: no heading #{anchor}'
