@@ -62,6 +62,10 @@ class NothingToResumeError(EfficientVitDetError, FileNotFoundError):
     """``--resume`` without a checkpoint, in a work dir that holds none."""
 
 
+class RunCompleteError(EfficientVitDetError, ValueError):
+    """``--resume`` of a run whose checkpoint already ends its schedule."""
+
+
 class UnknownModelError(_NamedKeyError):
     """A name that is neither a config file nor a model of the model index."""
 

@@ -50,6 +50,18 @@ def at_least(minimum: int):
     return parse
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (a score threshold of 2 would draw
+    nothing and say nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'{value} is outside [0, 1]')
+    return value
+
+
 def parse_shape(text: str) -> Tuple[int, int]:
     """``HxW`` (or ``S`` for a square): the one way every tool takes an image shape."""
     match = re.fullmatch(r'(\d+)(?:x(\d+))?', text.strip())

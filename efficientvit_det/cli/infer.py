@@ -16,6 +16,8 @@ images are skipped and listed at the end.
 import argparse
 import sys
 
+from .common import fraction
+
 
 def build_parser() -> argparse.ArgumentParser:
     """This tool's arguments (the docs' tests parse every command they show with it)."""
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                         'layout; it must fit the config exactly (default: the released '
                         'weights of a model-index name)')
     parser.add_argument('--out-dir', default='outputs', help='where results go (default: outputs)')
-    parser.add_argument('--score-thr', type=float, default=0.3,
+    parser.add_argument('--score-thr', type=fraction, default=0.3,
                         help='detections drawn from this score up (default 0.3)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     parser.add_argument('--ann-file', help='COCO annotation file whose image / category ids '

@@ -9,8 +9,8 @@ from typing import List, Optional
 from ..mmlab.config_options import check_config_options
 from ..mmlab.datasets import check_dataset_paths
 from ..mmlab.runner import build_runner, load_config, safe_checkpoint_spec
-from ..mmlab.workdir import (check_work_dir_unused, newest_complete_checkpoint,
-                             remove_earlier_checkpoints)
+from ..mmlab.workdir import (check_run_unfinished, check_work_dir_unused,
+                             newest_complete_checkpoint, remove_earlier_checkpoints)
 from .common import add_cfg_options
 
 
@@ -65,6 +65,8 @@ def train_main(argv: Optional[List[str]] = None):
               f'{cfg.work_dir}', flush=True)
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    if cfg.get('resume') and cfg.get('load_from'):
+        check_run_unfinished(cfg.load_from, cfg.train_cfg)
     elif not args.overwrite:
         check_work_dir_unused(cfg.work_dir)
     if cfg.get('load_from'):  # through the allow-list loader, official layouts converted

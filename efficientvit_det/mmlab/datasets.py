@@ -71,6 +71,16 @@ def check_coco_annotations(ann_file: str, image_dir: str, split: str,
                            'nothing to train on or evaluate against')
     categories = {c['id'] for c in coco['categories']}
     images = {i['id']: i for i in coco['images']}
+    if len(images) < len(coco['images']):
+        # pycocotools keeps the last entry of an id: the first image's ground truth
+        # would be paired with another file and the first never evaluated, silently
+        seen, repeated = set(), []
+        for image in coco['images']:
+            if image['id'] in seen and image['id'] not in repeated:
+                repeated.append(image['id'])
+            seen.add(image['id'])
+        raise DatasetError(f'{ann_file}: image id(s) {repeated[:5]} listed more than once in '
+                           '"images"; give each image its own id')
     bad_category = [a for a in coco['annotations'] if a.get('category_id') not in categories]
     if bad_category:
         raise DatasetError(

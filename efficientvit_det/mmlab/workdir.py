@@ -4,7 +4,8 @@ import os
 import os.path as osp
 import re
 
-from ..errors import NothingToResumeError, WorkDirInUseError
+from ..checkpoints import load_checkpoint_file
+from ..errors import NothingToResumeError, RunCompleteError, WorkDirInUseError
 
 #: the names mmengine's CheckpointHook gives checkpoints
 CHECKPOINT_NAME = re.compile(r'(epoch|iter)_(\d+)\.pth')
@@ -59,3 +60,22 @@ def remove_earlier_checkpoints(work_dir: str) -> None:
     if earlier:
         print(f'--overwrite: removed the earlier run\'s {", ".join(earlier)} from {work_dir}',
               flush=True)
+
+
+def check_run_unfinished(checkpoint: str, train_cfg) -> None:
+    """``--resume`` from a checkpoint that already ends the schedule would say
+    "resumed", train nothing and exit 0: say the run is complete and how to train
+    longer instead. Only local files are read (a release is not a run to resume)."""
+    if not osp.isfile(checkpoint):
+        return
+    try:
+        meta = load_checkpoint_file(checkpoint, 'cpu').get('meta') or {}
+    except Exception:  # noqa: BLE001 - unreadable: the resume itself says why, in its words
+        return
+    unit = 'epoch' if 'max_epochs' in train_cfg else 'iter'
+    done, total = meta.get(unit), train_cfg.get(f'max_{unit}s')
+    if done is not None and total is not None and done >= total:
+        raise RunCompleteError(
+            f'{checkpoint} ends the schedule ({unit} {done} of {total}): the run is complete. '
+            f'To train longer, resume with a longer schedule, e.g. --resume {checkpoint} '
+            f'--cfg-options train_cfg.max_{unit}s={2 * total} (and the lr schedule\'s end)')

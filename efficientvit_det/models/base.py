@@ -160,6 +160,10 @@ class EfficientBackbone(FreezableBackbone):
             return dict(cls.arch_settings[key])
         if not isinstance(arch, dict):
             raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+        unknown = [k for k in arch if k not in cls.arch_keys]
+        if unknown:  # a typo would otherwise be ignored and the default variant built
+            raise KeyError(f'{cls.__name__} arch dict has unknown key(s) {unknown}; '
+                           f'it takes {list(cls.arch_keys)}')
         missing = [k for k in cls.arch_keys if k not in arch]
         if missing:
             raise KeyError(f'{cls.__name__} arch dict is missing {missing}; '

@@ -158,3 +158,14 @@ def test_segmentation_writes_label_maps(tmp_path):
                              flag='unchanged')
         assert labels.shape == mmcv.imread(str(images / name)).shape[:2]
         assert labels.max() < model.decode_head.num_classes
+
+
+@pytest.mark.parametrize('value, message', [('2', '2.0 is outside [0, 1]'),
+                                            ('-0.1', '-0.1 is outside [0, 1]'),
+                                            ('high', "'high' is not a number")])
+def test_a_score_threshold_outside_0_to_1_is_refused(value, message, capsys):
+    """A threshold of 2 would draw nothing and exit 0."""
+    with pytest.raises(SystemExit) as refused:
+        infer.build_parser().parse_args(['image.jpg', TOY_CONFIG, '--score-thr', value])
+    assert refused.value.code == 2 and message in capsys.readouterr().err
+    assert infer.build_parser().parse_args(['i.jpg', TOY_CONFIG, '--score-thr', '1']).score_thr == 1

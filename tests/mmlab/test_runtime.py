@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from efficientvit_det.cli import train
-from efficientvit_det.errors import ConfigOptionError, DatasetError, WorkDirInUseError
+from efficientvit_det.errors import (ConfigOptionError, DatasetError, RunCompleteError,
+                                     WorkDirInUseError)
 from efficientvit_det.mmlab.datasets import check_coco_annotations
 from efficientvit_det.mmlab.hooks import AtomicLocalBackend
 from tests.support import CONFIGS, ROOT, TOY_MASK_RCNN as TOY_CONFIG, toy_options
@@ -73,6 +74,15 @@ def test_annotation_pointing_at_unknown_image_is_named(toy_coco):
     _edit(ann, lambda d: d['annotations'][0].update(image_id=999))
     with pytest.raises(DatasetError, match='image_id=999'):
         check_coco_annotations(ann, str(toy_coco / 'train'), 'train')
+
+
+def test_an_image_id_listed_twice_is_named(toy_coco):
+    """pycocotools would pair the first image's ground truth with the second file
+    and never evaluate the first, without a word."""
+    ann = str(toy_coco / 'annotations/instances_val.json')
+    _edit(ann, lambda d: d['images'][1].update(id=d['images'][0]['id']))
+    with pytest.raises(DatasetError, match=r'image id\(s\) \[1\] listed more than once'):
+        check_coco_annotations(ann, str(toy_coco / 'val'), 'val')
 
 
 @pytest.mark.slow
@@ -633,3 +643,18 @@ def test_second_run_into_a_used_work_dir_is_refused(tmp_path, monkeypatch):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert 'error: ' + str(work_dir) + ' already holds checkpoints' in result.stderr
+
+
+def test_resuming_a_finished_run_says_it_is_complete(toy_coco, tmp_path, monkeypatch):
+    """It would say "resumed", train nothing and exit 0; it names the checkpoint, the
+    schedule's end and the option that trains longer, before anything is built."""
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    torch.save({'meta': {'epoch': 1, 'iter': 6}, 'state_dict': {}}, work_dir / 'epoch_1.pth')
+    started = []
+    monkeypatch.setattr(train, 'build_runner', lambda cfg: started.append(cfg))
+    with pytest.raises(RunCompleteError, match=r'ends the schedule \(epoch 1 of 1\): the run is '
+                                               r'complete.*train_cfg\.max_epochs=2'):
+        train.train_main([TOY_CONFIG, '--work-dir', str(work_dir), '--resume', '--cfg-options',
+                          *toy_options(toy_coco), 'train_cfg.max_epochs=1'])
+    assert not started

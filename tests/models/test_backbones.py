@@ -281,6 +281,9 @@ def test_custom_arch_dict():
     assert [o.shape[1] for o in outs] == [32, 48, 64]
     with pytest.raises(KeyError, match='partial_dims'):
         SHViT(dict(embed_dims=(32, 48, 64), depths=(1, 1, 1)))
+    # a key of another family (or a typo) is named, not ignored
+    with pytest.raises(KeyError, match=r"unknown key\(s\) \['num_heads'\]"):
+        SHViT(dict(arch, num_heads=(1, 1, 1)))
 
 
 # Parameter counts reported by the papers (millions, rounded to 0.1);
