@@ -65,10 +65,10 @@ def train_main(argv: Optional[List[str]] = None):
               f'{cfg.work_dir}', flush=True)
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    if cfg.get('resume') and cfg.get('load_from'):
-        check_run_unfinished(cfg.load_from, cfg.train_cfg)
     elif not args.overwrite:
         check_work_dir_unused(cfg.work_dir)
+    if cfg.get('resume') and cfg.get('load_from'):
+        check_run_unfinished(cfg.load_from, cfg.train_cfg)
     if cfg.get('load_from'):  # through the allow-list loader, official layouts converted
         cfg.load_from = safe_checkpoint_spec(cfg.load_from)
     check_config_options(cfg, ('train', 'val'))

@@ -4,6 +4,7 @@ inside mmdet or a dataloader worker, or is silently dropped)."""
 import json
 import logging
 import os.path as osp
+from collections import Counter
 from typing import Iterator, List, Tuple
 
 from mmengine.logging import print_log
@@ -74,11 +75,8 @@ def check_coco_annotations(ann_file: str, image_dir: str, split: str,
     if len(images) < len(coco['images']):
         # pycocotools keeps the last entry of an id: the first image's ground truth
         # would be paired with another file and the first never evaluated, silently
-        seen, repeated = set(), []
-        for image in coco['images']:
-            if image['id'] in seen and image['id'] not in repeated:
-                repeated.append(image['id'])
-            seen.add(image['id'])
+        counts = Counter(image['id'] for image in coco['images'])
+        repeated = [image_id for image_id, count in counts.items() if count > 1]
         raise DatasetError(f'{ann_file}: image id(s) {repeated[:5]} listed more than once in '
                            '"images"; give each image its own id')
     bad_category = [a for a in coco['annotations'] if a.get('category_id') not in categories]
