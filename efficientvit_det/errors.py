@@ -18,6 +18,20 @@ class _NamedKeyError(EfficientVitDetError, KeyError):
         return str(self.args[0])
 
 
+# ----------------------------------------------------------------------------- files
+
+class FolderNotOursError(EfficientVitDetError, FileExistsError):
+    """A tool was pointed at a folder holding files it did not write there."""
+
+
+class OutputOverwritesInputError(EfficientVitDetError, FileExistsError):
+    """A tool's output would be written over one of its inputs (or another output)."""
+
+
+class UnreadableImageError(EfficientVitDetError, ValueError):
+    """An image file that is missing or that OpenCV cannot decode."""
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 class CheckpointMismatchError(EfficientVitDetError, RuntimeError):
@@ -82,6 +96,15 @@ class MissingWeightsError(EfficientVitDetError, ValueError):
 
 class ExportUnsupported(EfficientVitDetError, RuntimeError):
     """The model has parts that cannot be written as ONNX (the message says which)."""
+
+
+class ExportMismatch(EfficientVitDetError, RuntimeError):
+    """An export whose ONNX Runtime outputs differ from PyTorch's (kept aside, not
+    written where it was asked for); ``reports`` says which outputs differ."""
+
+    def __init__(self, message: str, reports=()):
+        super().__init__(message)
+        self.reports = list(reports)
 
 
 class ModeUnavailable(EfficientVitDetError, RuntimeError):

@@ -7,6 +7,7 @@ import signal
 import sys
 import tempfile
 
+from .errors import FolderNotOursError, OutputOverwritesInputError
 
 #: in the names of the temporary files below (``<name>.partial-<random>``)
 PARTIAL_MARK = '.partial-'
@@ -61,6 +62,45 @@ def check_writable(path: str) -> None:
             pass
     except OSError as err:
         raise OSError(f'cannot write {path}: {err.strerror or err}') from None
+
+
+def check_folder_ours(folder: str, marker: str, writer: str) -> None:
+    """Raise :class:`FolderNotOursError` unless ``writer`` may fill ``folder``: it is
+    absent or empty, or holds ``marker`` from an earlier run of the same writer.
+    Anything else holds someone's files, which are never written over."""
+    if os.path.isfile(os.path.join(folder, marker)):
+        return
+    if os.path.isdir(folder) and os.listdir(folder):
+        raise FolderNotOursError(
+            f'{folder} holds files that {writer} did not write (it marks its own folders '
+            f'with {marker}); nothing was written there: pass another folder, or an empty one')
+
+
+def claim_folder(folder: str, marker: str, writer: str) -> None:
+    """:func:`check_folder_ours`, then mark ``folder`` as ``writer``'s own."""
+    check_folder_ours(folder, marker, writer)
+    path = os.path.join(folder, marker)
+    if not os.path.isfile(path):
+        os.makedirs(folder, exist_ok=True)
+        with open(path, 'w') as f:
+            f.write(f'written by {writer}; safe to replace by it\n')
+
+
+def check_outputs_apart(inputs, outputs) -> None:
+    """Refuse (:class:`OutputOverwritesInputError`, before anything is written) a
+    plan in which an output file would replace one of the inputs (``--out-dir``
+    pointing at the input folder, a video's drawing named as the video) or another
+    output (two inputs drawn under one name)."""
+    sources = {os.path.realpath(path): path for path in inputs}
+    taken = {}
+    for output in outputs:
+        real = os.path.realpath(output)
+        if real in sources:
+            raise OutputOverwritesInputError(
+                f'{output} would replace the input {sources[real]}: pass another --out-dir')
+        if real in taken:
+            raise OutputOverwritesInputError(f'two outputs would be written to {output}')
+        taken[real] = output
 
 
 def exit_cleanly_on_sigterm() -> None:

@@ -32,28 +32,29 @@ def toy_coco(toy_coco_pristine, tmp_path):
     return root
 
 
-#: one pass of the toy recipe over this many generated images (~65 iterations):
-#: enough for detections well above an untrained model's
+#: one pass of the demo's recipe over this many images of the demo's toy set (160
+#: iterations of 2): enough for detections well above an untrained model's
 TOY_TRAIN_IMAGES = 320
 
 
 @pytest.fixture(scope='session')
 def trained_toy(tmp_path_factory):
-    """``trained_toy()`` -> (config, checkpoint, data root, cfg options): the toy
-    Mask R-CNN + SHViT-S1 trained from scratch once per test run (on its first use),
-    seeded, for the checks that need trained weights; the options point the config
-    at the data."""
+    """``trained_toy()`` -> (config, checkpoint, data root, cfg options): the demo's
+    Mask R-CNN + SHViT-S1 trained from scratch on the demo's toy set once per test
+    run (on its first use), seeded, for the checks that need trained weights; the
+    options point the config at the data."""
     trained = []
 
     def train():
         if not trained:
             from efficientvit_det.cli.train import train_main
-            from efficientvit_det.mmlab.toy_data import make_coco_toy
+            from efficientvit_det.mmlab.toy_data import DEMO_PROFILE, make_coco_toy
             from efficientvit_det.mmlab.toy_runs import toy_run_options
             root = tmp_path_factory.mktemp('trained_toy')
             data = str(root / 'toy_coco')
-            make_coco_toy(data, num_train=TOY_TRAIN_IMAGES, num_val=24, seed=4)
-            config = os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py')
+            make_coco_toy(data, num_train=TOY_TRAIN_IMAGES, num_val=24, seed=4,
+                          profile=DEMO_PROFILE)
+            config = os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_demo.py')
             options = toy_run_options(config, data, 1) + ['randomness.seed=0']
             for split in ('train', 'val', 'test'):
                 options += [f'{split}_dataloader.num_workers=0',

@@ -26,16 +26,12 @@ import sys
 
 import torch
 
-from ..deploy.detector_graph import noise_image
-from ..deploy.onnx_export import describe, dynamic_size_limit, export_onnx
+from ..deploy.detector_graph import image_input, noise_image
+from ..deploy.onnx_export import describe, export_checked
 from ..deploy.targets import build_target
-from ..errors import ExportUnsupported
-from ..fileio import atomic_path, check_writable
+from ..errors import ExportMismatch, ExportUnsupported, UnreadableImageError
+from ..fileio import check_writable
 from .common import add_cfg_options, at_least, parse_shape
-
-
-class ExportMismatch(Exception):
-    """Leaves the atomic write without replacing OUT (the export was set aside)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,26 +86,17 @@ def main(argv=None):
         inputs = [torch.randn(args.batch, 3, height, width)]
         if args.dynamic:
             inputs.append(torch.randn(args.batch + 1, 3, *second))
-    invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
-    try:  # OUT is replaced only when the block completes: a matching export
-        with atomic_path(out) as staged:
-            export_onnx(target.model, inputs[0], staged, dynamic=args.dynamic,
-                        opset=args.opset, output_names=target.output_names)
-            reports = target.validate_export(staged, inputs, trained=args.checkpoint is not None)
-            for report in reports:
-                print(describe(report))
-            if not all(r['ok'] for r in reports):
-                os.replace(staged, invalid)
-                raise ExportMismatch
+    try:  # OUT is replaced only by a matching export
+        reports = export_checked(target, inputs, out, dynamic=args.dynamic, opset=args.opset,
+                                 trained=args.checkpoint is not None)
     except ExportUnsupported as err:
         print(f'cannot export {target.name}: {err}', file=sys.stderr)
         return 2
-    except ExportMismatch:
-        print(f'the export does not match PyTorch: kept as {invalid}; {out} left as it was')
-        limit = dynamic_size_limit(target.model) if args.dynamic else None
-        if limit:
-            print(f'a dynamic export holds only where no size is written into it: {limit}')
+    except ExportMismatch as err:
+        print('\n'.join(describe(report) for report in err.reports))
+        print(err)
         return 1
+    print('\n'.join(describe(report) for report in reports))
     print(f'wrote {out}')
     return 0
 
@@ -118,8 +105,7 @@ def detector_input(parser, image_path, height, width):
     """The image a whole detector is validated on: the file, resized, or noise."""
     if image_path is None:
         return noise_image(height, width)
-    import mmcv
-    if not os.path.isfile(image_path):
-        parser.error(f'--image {image_path}: no such file')
-    image = mmcv.imresize(mmcv.imread(image_path), (width, height))
-    return torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    try:
+        return image_input(image_path, height, width)
+    except UnreadableImageError as err:
+        parser.error(f'--image {err}')

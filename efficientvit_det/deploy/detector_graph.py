@@ -27,6 +27,7 @@ import torch
 import torchvision
 from torch import nn
 
+from ..errors import UnreadableImageError
 from .outputs import as_numpy
 
 OUTPUT_NAMES = ('boxes', 'scores', 'labels', 'masks')
@@ -282,6 +283,19 @@ def noise_image(height: int, width: int) -> torch.Tensor:
     """A seeded uniform-noise image in the graph's input form, for checks and timing
     without a real one."""
     return torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)) * 255
+
+
+def image_input(path: str, height: int, width: int) -> torch.Tensor:
+    """The image file at ``path`` resized to ``height`` x ``width``, in the graph's
+    input form (1, 3, H, W) float BGR 0-255: what an exported detector is checked
+    and timed on where a real image exercises every stage."""
+    import cv2
+    image = cv2.imread(path)
+    if image is None:
+        raise UnreadableImageError(f'{path}: no such image, or not one OpenCV can read: '
+                                   'pass a JPEG or PNG file')
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float()
 
 
 def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int,

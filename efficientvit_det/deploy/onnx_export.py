@@ -1,9 +1,11 @@
 """ONNX export of backbones and whole models, with validation against PyTorch."""
+import os
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ..errors import ExportUnsupported
+from ..errors import ExportMismatch, ExportUnsupported
+from ..fileio import atomic_path
 from ..models.blocks import WindowAttention
 from .detector_graph import (DetectorGraph, as_detections, detections_agree, format_match,
                              match_detections, reference_detections)
@@ -52,6 +54,30 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
     torch.onnx.export(model, (example,), path, input_names=['input'], output_names=names,
                       dynamic_axes=axes, opset_version=opset, dynamo=False)
     return names
+
+
+def export_checked(target, inputs: Sequence[torch.Tensor], out: str, dynamic: bool = False,
+                   opset: int = 17, trained: bool = False) -> List[Dict[str, object]]:
+    """Export ``target``'s model (a :class:`~.targets.Target`) to ``out`` from the
+    first of ``inputs`` and check ONNX Runtime against PyTorch on each of them; the
+    reports, one per input and output. ``out`` is replaced only by an export that
+    matches: one that does not is kept beside it as ``OUT.invalid.onnx`` for
+    inspection and :class:`ExportMismatch` (holding the reports) says so; nothing is
+    half-written either way."""
+    invalid = (out[:-5] if out.endswith('.onnx') else out) + '.invalid.onnx'
+    with atomic_path(out) as staged:
+        export_onnx(target.model, inputs[0], staged, dynamic=dynamic, opset=opset,
+                    output_names=target.output_names)
+        reports = target.validate_export(staged, inputs, trained=trained)
+        if not all(report['ok'] for report in reports):
+            os.replace(staged, invalid)
+            message = f'the export does not match PyTorch: kept as {invalid}; {out} left as it was'
+            limit = dynamic_size_limit(target.model) if dynamic else None
+            if limit:
+                message += ('; a dynamic export holds only where no size is written into '
+                            f'it: {limit}')
+            raise ExportMismatch(message, reports)
+    return reports
 
 
 def compare_with_onnxruntime(model: torch.nn.Module, path: str,

@@ -8,6 +8,7 @@ never a crash half-way through a folder.
 """
 import json
 import os
+from collections import Counter
 import os.path as osp
 from typing import Iterator, List, Optional, Tuple
 
@@ -15,8 +16,10 @@ import numpy as np
 
 from ..checkpoints import adapt_to_model, model_state_dict
 from ..errors import DatasetError, MissingWeightsError
+from ..fileio import check_outputs_apart
 from .model_index import find_model, release_name, repo_root
 from .pyramid import check_pyramid_strides
+from .runner import safe_checkpoint_spec
 from .scope import config_scope, registries
 from .transforms import LoadImageOrSkip
 
@@ -69,6 +72,9 @@ def build_inferencer(config: str, weights: Optional[str] = None, device: str = '
     strictly (a path, URL or ``release:``; a name's released weights by default)."""
     from mmengine.config import Config
     config, weights = resolve_model(config, weights)
+    # through our allow-list loader (mmengine's would refuse a training checkpoint's
+    # logged state under torch's weights_only default, and run code from others)
+    weights = safe_checkpoint_spec(weights)
     cfg = Config.fromfile(config)
     if config_scope(cfg) == 'mmseg':
         from mmseg.apis import MMSegInferencer
@@ -175,6 +181,12 @@ def run_inference(inferencer, source: str, out_dir: str, score_thr: float = 0.3,
     segmentation = is_segmentation(inferencer)
     classes = inferencer.model.dataset_meta['classes']
     names_to_ids, category_ids = image_ids_from(None if segmentation else ann_file, classes)
+    stems = output_stems(paths)
+    planned = ([osp.join(out_dir, stems[paths[0]] + '.mp4')] if kind == 'video' else
+               [osp.join(out_dir, 'vis', stem + '.jpg') for stem in stems.values()])
+    if segmentation and kind != 'video':
+        planned += [osp.join(out_dir, 'pred', stem + '.png') for stem in stems.values()]
+    check_outputs_apart(paths, planned + [osp.join(out_dir, 'predictions.json')])
     os.makedirs(osp.join(out_dir, 'vis'), exist_ok=True)
     if kind == 'video':
         named = ((f'frame_{i:06d}', frame) for i, frame in enumerate(read_frames(paths[0])))
@@ -196,7 +208,7 @@ def run_inference(inferencer, source: str, out_dir: str, score_thr: float = 0.3,
         drawn, prediction = (value[0] if isinstance(value, list) else value
                              for value in (output['visualization'], output['predictions']))
         drawn = drawn[:, :, ::-1]  # RGB -> BGR for writing
-        stem = osp.splitext(osp.basename(name))[0]
+        stem = stems.get(name) or name  # a video's frames: frame_NNNNNN
         if kind == 'video':
             writer = writer or _video_writer(paths[0], out_dir, drawn.shape)
             writer.write(np.ascontiguousarray(drawn))
@@ -219,6 +231,17 @@ def run_inference(inferencer, source: str, out_dir: str, score_thr: float = 0.3,
             json.dump(results, f)
         summary['detections'] = len(results)
     return summary
+
+
+def output_stems(paths: List[str]) -> dict:
+    """Each input's output name: its file name without the extension, or with it
+    (``a_png``) where two inputs share a stem (``a.jpg``, ``a.png``), so that no
+    drawing replaces another."""
+    def stem(path):
+        return osp.splitext(osp.basename(path))[0]
+    counts = Counter(stem(path) for path in paths)
+    return {path: stem(path) if counts[stem(path)] == 1 else
+            osp.basename(path).replace('.', '_') for path in paths}
 
 
 def _read(path: str, skipped: List[str]) -> Optional[np.ndarray]:

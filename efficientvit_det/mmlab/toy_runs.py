@@ -7,33 +7,35 @@ import os.path as osp
 from typing import List, Optional
 
 from ..errors import DatasetError
-from .toy_data import (TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES, make_ade_toy, make_coco_toy,
+from .toy_data import (BENCHMARK_PROFILE, CocoToyProfile, make_ade_toy, make_coco_toy,
                        toy_coco_mismatch, toy_coco_splits)
 
 
-def ensure_toy_coco(root: str) -> None:
-    """Generate the built-in toy COCO dataset at ``root`` unless it is already there
-    (older toy data is regenerated; a dataset that is not toy data is used as is)."""
-    mismatch = toy_coco_mismatch(root)
+def ensure_toy_coco(root: str, profile: CocoToyProfile = BENCHMARK_PROFILE) -> None:
+    """Generate the toy COCO dataset of ``profile`` at ``root`` unless it is already
+    there (older toy data is regenerated; a dataset that is not toy data is used as
+    is, and a folder holding other files is never written into)."""
+    mismatch = toy_coco_mismatch(root, profile)
     if mismatch is None:
-        print(f'[demo] toy COCO dataset found at {root}{_split_note(root)}')
+        print(f'[demo] toy COCO dataset found at {root}{_split_note(root, profile)}')
         return
-    print(f'[demo] generating the toy COCO dataset at {root} ({mismatch}) ...')
-    make_coco_toy(root)
+    print(f'[demo] generating the {profile.name} toy COCO dataset at {root} ({mismatch}) ...')
+    make_coco_toy(root, profile=profile)
 
 
-def _split_note(root: str) -> str:
+def _split_note(root: str, profile: CocoToyProfile) -> str:
     """The split sizes of toy data found at ``root``, flagged when they are not the
-    default ones (tools/make_toy_data.py --val-images writes larger splits): README's
-    demo numbers are scored on the default val split."""
+    profile's (tools/make_toy_data.py --val-images writes larger splits): README's
+    demo numbers are scored on the profile's val split."""
     splits = toy_coco_splits(root)
     if splits is None:
         return ''
     note = f' ({splits[0]} training / {splits[1]} val images'
-    if splits != (TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES):
-        note += (f'; not the default {TOY_COCO_TRAIN_IMAGES} / {TOY_COCO_VAL_IMAGES} that '
-                 "README's demo numbers are scored on: python tools/make_toy_data.py "
-                 f'--datasets coco --coco {root} writes them')
+    if splits != (profile.num_train, profile.num_val):
+        note += (f'; not the {profile.name} profile\'s {profile.num_train} / '
+                 f"{profile.num_val} that README's numbers are scored on: python "
+                 f'tools/make_toy_data.py --datasets coco --profile {profile.name} '
+                 f'--coco {root} writes them')
     return note + ')'
 
 

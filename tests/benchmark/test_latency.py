@@ -140,7 +140,7 @@ def test_unwritable_out_is_refused_before_measuring(tmp_path, capsys, monkeypatc
     assert not measured
     from efficientvit_det.cli import export_onnx as export_tool
     exported = []
-    monkeypatch.setattr(export_tool, 'export_onnx', lambda *a, **k: exported.append(1))
+    monkeypatch.setattr(export_tool, 'export_checked', lambda *a, **k: exported.append(1))
     with pytest.raises(SystemExit):
         export_tool.main(['--backbone', 'shvit_s1', '--shape', '64', '--out',
                           str(blocked / 'x.onnx')])
@@ -559,7 +559,7 @@ def test_interrupted_export_leaves_no_partial_file(tmp_path, monkeypatch):
         with open(path, 'w') as f:
             f.write('half an export')
         raise KeyboardInterrupt
-    monkeypatch.setattr(export_tool, 'export_onnx', interrupted)
+    monkeypatch.setattr(onnx_export, 'export_onnx', interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_tool.main(['--backbone', 'shvit_s1', '--shape', '64', '--out', str(out)])
     assert out.read_text() == 'an earlier export'
@@ -580,7 +580,8 @@ def test_sigterm_during_export_leaves_no_partial_file(tmp_path):
         '    open(path, "w").write("half an export")\n'
         '    print("writing", flush=True)\n'
         '    time.sleep(60)\n'
-        'export_tool.export_onnx = stalled\n'
+        'from efficientvit_det.deploy import onnx_export\n'
+        'onnx_export.export_onnx = stalled\n'
         f'run(lambda: export_tool.main(["--backbone", "shvit_s1", "--shape", "64", "--out", '
         f'{str(out)!r}]))\n')
     process = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE,

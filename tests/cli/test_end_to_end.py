@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,28 +14,34 @@ import torch
 
 from efficientvit_det.cli import demo, make_toy_data, train
 from efficientvit_det.cli import test as test_tool
+from efficientvit_det.cli.common import run
 from efficientvit_det.cli.train import train_main
 from efficientvit_det.errors import DatasetError
 from efficientvit_det.mmlab import toy_runs
 from efficientvit_det.mmlab.scope import build_model_from_config as build_from_config
-from efficientvit_det.mmlab.toy_data import (ADE_SHAPE_LABELS, TOY_COCO_TRAIN_IMAGES,
-                                             TOY_COCO_VAL_IMAGES, TOY_DATA_VERSION, make_ade_toy,
-                                             make_coco_toy, toy_coco_mismatch)
+from efficientvit_det.mmlab.toy_data import (ADE_SHAPE_LABELS, BENCHMARK_PROFILE, DEMO_PROFILE,
+                                             TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES,
+                                             TOY_DATA_VERSION, make_ade_toy, make_coco_toy,
+                                             toy_coco_mismatch)
 from tests.support import ROOT
 
 
 @pytest.mark.slow
-def test_demo_writes_metrics_predictions_and_loss_curve(tmp_path, capsys):
-    data = tmp_path / 'toy_coco'
-    make_coco_toy(str(data), num_train=8, num_val=4, seed=1)
+def test_demo_trains_evaluates_draws_exports_and_times(trained_toy, tmp_path, capsys):
+    """The demo on a small copy of its toy set, one short pass starting from the
+    trained toy detector (the export's check against mmdet's predict needs trained
+    weights: random ones tie): metrics, a drawing per val image, COCO results, a loss
+    curve, the whole detector in ONNX checked on val images against the graph in
+    PyTorch and mmdet's predict, and eager vs ONNX Runtime times, all in its JSON."""
+    _, checkpoint, _, _ = trained_toy()
+    data = tmp_path / 'demo_coco'
+    make_coco_toy(str(data), num_train=8, num_val=4, seed=1, profile=DEMO_PROFILE)
     work = tmp_path / 'demo'
     metrics = demo.main(['--data-root', str(data), '--work-dir', str(work), '--epochs', '1',
-                         '--cfg-options', 'default_hooks.logger.interval=1',
-                         'train_dataloader.num_workers=0',
-                         'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
-                         'train_dataloader.persistent_workers=False',
-                         'val_dataloader.persistent_workers=False',
-                         'test_dataloader.persistent_workers=False'])
+                         '--cfg-options', f'load_from={checkpoint}',
+                         'default_hooks.logger.interval=1'] + [
+        f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+        for key in ('num_workers=0', 'persistent_workers=False')])
     assert 'coco/bbox_mAP' in metrics and 'coco/segm_mAP' in metrics
     saved = json.load(open(work / 'demo_metrics.json'))
     assert saved['coco/bbox_mAP'] == metrics['coco/bbox_mAP'] and saved['minutes'] > 0
@@ -47,6 +54,12 @@ def test_demo_writes_metrics_predictions_and_loss_curve(tmp_path, capsys):
     assert results and {r['image_id'] for r in results} <= val_ids
     assert (work / 'loss_curve.png').stat().st_size > 1000
     printed = capsys.readouterr().out
+    checks = re.findall(r"input \[1, 3, 192, 256\], ONNX Runtime vs (PyTorch|mmdet's predict): "
+                        r"(ok|MISMATCH) \((\d+) detections there", printed)
+    assert [(a, v) for a, v, _ in checks] == [('PyTorch', 'ok'), ("mmdet's predict", 'ok')] * 3
+    assert min(int(count) for _, _, count in checks) > 0, printed
+    assert saved['onnx_checked_images'] == 3 and (work / 'detector.onnx').stat().st_size > 1e6
+    assert saved['latency_ms']['eager'] > 0 and saved['latency_ms']['onnxruntime'] > 0
     assert 'coco/bbox_mAP' in printed and 'loss curve:' in printed
     assert 'python tools/infer.py IMAGES' in printed
 
@@ -231,18 +244,18 @@ def test_the_demo_regenerates_old_toy_data_and_never_replaces_other_data(tmp_pat
                                                                          monkeypatch):
     """Toy data from another generator version (or from before the version record) is
     regenerated; current toy data of any size and a user's own dataset are used as
-    they are, toy data's split sizes said (and flagged when not the default)."""
+    they are, toy data's split sizes said (and flagged when not the profile's); toy
+    data of the other profile is refused, not replaced."""
     current = tmp_path / 'current'
     make_coco_toy(str(current), num_train=2, num_val=1, seed=3)
     assert toy_coco_mismatch(str(current)) is None
     toy_runs.ensure_toy_coco(str(current))
-    assert (f'found at {current} (2 training / 1 val images; not the default '
+    assert (f'found at {current} (2 training / 1 val images; not the benchmark profile\'s '
             f'{TOY_COCO_TRAIN_IMAGES} / {TOY_COCO_VAL_IMAGES}') in capsys.readouterr().out
-    monkeypatch.setattr(toy_runs, 'TOY_COCO_VAL_IMAGES', 1)
-    monkeypatch.setattr(toy_runs, 'TOY_COCO_TRAIN_IMAGES', 2)
-    toy_runs.ensure_toy_coco(str(current))
+    toy_runs.ensure_toy_coco(str(current), replace(BENCHMARK_PROFILE, num_train=2, num_val=1))
     assert capsys.readouterr().out.strip().endswith('(2 training / 1 val images)')
-    monkeypatch.undo()
+    with pytest.raises(DatasetError, match='holds the benchmark toy set, not the demo one'):
+        toy_runs.ensure_toy_coco(str(current), DEMO_PROFILE)
     ann_file = current / 'annotations' / 'instances_val.json'
     dataset = json.load(open(ann_file))
     old = dict(dataset)
@@ -254,7 +267,7 @@ def test_the_demo_regenerates_old_toy_data_and_never_replaces_other_data(tmp_pat
     assert f'version {TOY_DATA_VERSION + 1}, now {TOY_DATA_VERSION}' in \
         toy_coco_mismatch(str(current))
     generated = []
-    monkeypatch.setattr(toy_runs, 'make_coco_toy', generated.append)
+    monkeypatch.setattr(toy_runs, 'make_coco_toy', lambda root, profile: generated.append(root))
     toy_runs.ensure_toy_coco(str(current))
     assert generated == [str(current)] and 'generating' in capsys.readouterr().out
     assert 'instances_val.json' in toy_coco_mismatch(str(tmp_path / 'absent'))
@@ -266,6 +279,38 @@ def test_the_demo_regenerates_old_toy_data_and_never_replaces_other_data(tmp_pat
     toy_runs.ensure_toy_coco(str(own))
     assert json.load(open(own / 'annotations' / 'instances_val.json')) == mine
     assert 'found at' in capsys.readouterr().out
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob('*') if p.is_file()}
+
+
+def test_generated_data_and_the_demo_never_write_into_a_users_folder(tmp_path, capsys):
+    """A user's COCO-layout folder without the val annotations the toy check looks
+    for, given to the generator or the demo, and another run's work dir given to the
+    demo: each refused in one line, every file byte-identical; the generator's and the
+    demo's own folders (their marker) are written again."""
+    users = tmp_path / 'my_coco'
+    (users / 'annotations').mkdir(parents=True)
+    (users / 'annotations' / 'instances_train.json').write_text('{"images": []}')
+    (users / 'train').mkdir()
+    (users / 'train' / '000001.jpg').write_bytes(b'\xff\xd8 a photo')
+    other_run = tmp_path / 'my_run'
+    other_run.mkdir()
+    (other_run / 'epoch_12.pth').write_bytes(b'weights of a 12-epoch run')
+    before = _snapshot(tmp_path)
+    for tool, argv in ((make_toy_data, ['--datasets', 'coco', '--coco', str(users)]),
+                       (make_toy_data, ['--datasets', 'ade', '--ade', str(users)]),
+                       (demo, ['--data-root', str(users), '--work-dir', str(tmp_path / 'w')]),
+                       (demo, ['--work-dir', str(other_run)])):
+        with pytest.raises(SystemExit) as refused:  # what tools/*.py do: exit 1, one line
+            run(lambda: tool.main(argv))
+        error = refused.value.code
+        assert len(error.splitlines()) == 1 and 'did not write' in error, error
+        assert _snapshot(tmp_path) == before
+    make_coco_toy(str(tmp_path / 'toy'), num_train=1, num_val=1)
+    make_coco_toy(str(tmp_path / 'toy'), num_train=2, num_val=1)  # its own: written again
+    assert len(os.listdir(tmp_path / 'toy' / 'train')) == 2
 
 
 def test_toy_run_options_stretch_the_schedule_with_the_epochs():

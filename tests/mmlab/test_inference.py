@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from efficientvit_det.cli import infer
+from efficientvit_det.cli.common import run
 from efficientvit_det.cli import test as test_tool
 from efficientvit_det.mmlab.scope import build_model_from_config
 from efficientvit_det.mmlab.toy_data import make_coco_toy
@@ -169,3 +170,35 @@ def test_a_score_threshold_outside_0_to_1_is_refused(value, message, capsys):
         infer.build_parser().parse_args(['image.jpg', TOY_CONFIG, '--score-thr', value])
     assert refused.value.code == 2 and message in capsys.readouterr().err
     assert infer.build_parser().parse_args(['i.jpg', TOY_CONFIG, '--score-thr', '1']).score_thr == 1
+
+
+def test_outputs_never_replace_inputs_or_each_other(toy, tmp_path):
+    """A folder holding a.jpg and a.png gets two drawings (a_jpg.jpg, a_png.jpg); an
+    --out-dir whose vis/ is the input folder, or the folder of an input video, is
+    refused in one line before anything is written, the inputs byte-identical."""
+    root, checkpoint = toy
+    val = sorted((root / 'coco' / 'val').iterdir())
+    images = tmp_path / 'images'
+    images.mkdir()
+    (images / 'a.jpg').write_bytes(val[0].read_bytes())
+    cv2.imwrite(str(images / 'a.png'), cv2.imread(str(val[1])))
+    summary = infer.main([str(images), TOY_CONFIG, '--weights', str(checkpoint), '--out-dir',
+                          str(tmp_path / 'out'), '--score-thr', '0'])
+    assert summary['images'] == 2
+    assert sorted(os.listdir(tmp_path / 'out' / 'vis')) == ['a_jpg.jpg', 'a_png.jpg']
+    video = tmp_path / 'vid' / 'clip.mp4'
+    video.parent.mkdir()
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'mp4v'), 5, (256, 192))
+    writer.write(cv2.imread(str(val[0])))
+    writer.release()
+    drawn = tmp_path / 'out' / 'vis'
+    before = {p: p.read_bytes() for p in (*drawn.iterdir(), video)}
+    for source, out_dir, replaced in ((drawn, tmp_path / 'out', drawn / 'a_jpg.jpg'),
+                                      (video, video.parent, video)):
+        with pytest.raises(SystemExit) as refused:
+            run(lambda: infer.main([str(source), TOY_CONFIG, '--weights', str(checkpoint),
+                                    '--out-dir', str(out_dir)]))
+        assert refused.value.code == (f'error: {replaced} would replace the input {replaced}: '
+                                      'pass another --out-dir')
+        assert {p: p.read_bytes() for p in before} == before
+    assert sorted(os.listdir(tmp_path / 'out')) == ['predictions.json', 'vis']
