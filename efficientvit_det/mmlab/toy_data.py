@@ -65,10 +65,13 @@ class CocoToyProfile:
 #: why that recipe learned 3x less; benchmarks/README.md)
 BENCHMARK_PROFILE = CocoToyProfile(name='benchmark', image_size=(256, 192), num_train=1600,
                                    num_val=24, objects=(0, 4), sizes=(0.12, 0.45))
-#: the demo's set, made for what a from-scratch detector learns in a few CPU minutes:
-#: (benchmarks/demo_seeds.py); see docs/datasets.md
-DEMO_PROFILE = CocoToyProfile(name='demo', image_size=(256, 192), num_train=1600, num_val=50,
-                              objects=(1, 3), sizes=(0.3, 0.6), max_covered=0.3, crowd_every=0)
+#: the demo's set, made for what a from-scratch detector learns in a few CPU minutes
+#: (docs/datasets.md): one or two shapes of 86-154 pixels per image, at most a third
+#: of one covered by the other, plain gradients behind them and a colour that stands
+#: out from what is under it; still three classes told apart by shape alone
+DEMO_PROFILE = CocoToyProfile(name='demo', image_size=(256, 192), num_train=960, num_val=50,
+                              objects=(1, 2), sizes=(0.45, 0.8), max_covered=0.3,
+                              crowd_every=0, stripes=False, min_contrast=80)
 COCO_TOY_PROFILES = {profile.name: profile for profile in (BENCHMARK_PROFILE, DEMO_PROFILE)}
 TOY_COCO_TRAIN_IMAGES = BENCHMARK_PROFILE.num_train
 TOY_COCO_VAL_IMAGES = BENCHMARK_PROFILE.num_val
