@@ -67,9 +67,10 @@ def main(argv: Optional[List[str]] = None):
     print(f'[demo] training {args.config} on CPU (progress: iteration, loss, ETA every 10 '
           f'iterations) -> {args.work_dir}')
     # the folder is the demo's own (claimed above): a second demo replaces the first's
+    train_start = time.time()
     runner = train_main([args.config, '--work-dir', args.work_dir, '--overwrite',
                          '--cfg-options', *options])
-    train_minutes = (time.time() - start) / 60
+    train_minutes = (time.time() - train_start) / 60
     print('[demo] evaluating on the demo val split (COCO bbox / segm mAP) ...')
     metrics = runner.test()
     print(format_metrics(metrics))
