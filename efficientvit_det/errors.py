@@ -18,6 +18,13 @@ class _NamedKeyError(EfficientVitDetError, KeyError):
         return str(self.args[0])
 
 
+# ----------------------------------------------------------------------------- models
+
+class BackboneArgumentError(_NamedKeyError, ValueError):
+    """A backbone built with an unknown variant, an arch dict that does not fit, or
+    stage indices it does not have (a ``KeyError`` and a ``ValueError``, as before)."""
+
+
 # ----------------------------------------------------------------------------- files
 
 class FolderNotOursError(EfficientVitDetError, FileExistsError):
@@ -46,6 +53,18 @@ class UnsafeCheckpointError(EfficientVitDetError, RuntimeError):
     """The checkpoint pickles an object outside the allow-list; it was not run."""
 
 
+class NonFiniteWeightsError(EfficientVitDetError, ValueError):
+    """A checkpoint whose weights hold NaN or inf (a run that diverged)."""
+
+
+class MissingCheckpointError(EfficientVitDetError, FileNotFoundError):
+    """A checkpoint path that does not exist, or names a folder."""
+
+
+class UnreadableCheckpointError(EfficientVitDetError, ValueError):
+    """A checkpoint file torch cannot read: empty, truncated, or another format."""
+
+
 class UnknownCheckpointError(_NamedKeyError):
     """A ``release:`` / ``hub:`` name that is not one of the known files."""
 
@@ -53,7 +72,7 @@ class UnknownCheckpointError(_NamedKeyError):
 # ----------------------------------------------------------------------------- OpenMMLab
 
 class PyramidStrideError(EfficientVitDetError, ValueError):
-    """The neck's output strides do not match the strides the heads expect."""
+    """The neck does not fit the backbone's widths or feeds a head the wrong strides."""
 
 
 class ConfigOptionError(EfficientVitDetError, ValueError):
@@ -66,6 +85,10 @@ class DatasetNotFoundError(EfficientVitDetError, FileNotFoundError):
 
 class DatasetError(EfficientVitDetError, ValueError):
     """The annotations are inconsistent (found before any worker starts)."""
+
+
+class NonFiniteLossError(EfficientVitDetError, FloatingPointError):
+    """Training produced a NaN or inf loss (stopped before saving the weights)."""
 
 
 class WorkDirInUseError(EfficientVitDetError, FileExistsError):

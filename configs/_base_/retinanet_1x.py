@@ -38,4 +38,5 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 # load_from / --resume checkpoints must fit the model exactly
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook',
                                      backend_args=dict(backend='atomic_local')))
-custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook')]
+custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook'),
+                dict(type='FiniteLossHook')]

@@ -40,4 +40,5 @@ auto_scale_lr = dict(enable=False, base_batch_size=16)
 # load_from / --resume checkpoints must fit the model exactly
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook',
                                      backend_args=dict(backend='atomic_local')))
-custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook')]
+custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook'),
+                dict(type='FiniteLossHook')]

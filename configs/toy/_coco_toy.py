@@ -66,4 +66,4 @@ toy_retinanet_param_scheduler = [
 toy_default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
 # after distributed runs: verify every rank ends with the same weights
 toy_custom_hooks = [dict(type='RNGStateHook'), dict(type='StrictLoadHook'),
-                    dict(type='RankConsistencyHook')]
+                    dict(type='FiniteLossHook'), dict(type='RankConsistencyHook')]

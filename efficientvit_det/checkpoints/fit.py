@@ -9,7 +9,7 @@ from typing import Dict, List
 
 import torch
 
-from ..errors import CheckpointMismatchError
+from ..errors import CheckpointMismatchError, NonFiniteWeightsError
 from ..log import log_message
 from .fetch import fetch_checkpoint
 from .layouts import (convert_detector_checkpoint, convert_detector_state_dict,
@@ -78,6 +78,12 @@ def adapt_to_model(model: torch.nn.Module, state: Dict[str, torch.Tensor], layou
         else:
             parts.append('Is it the checkpoint of another variant?')
         raise CheckpointMismatchError('\n  '.join(parts))
+    broken = sorted(key for key, value in state.items() if torch.is_tensor(value)
+                    and value.is_floating_point() and not bool(torch.isfinite(value).all()))
+    if broken:  # would load, and predict nothing or train on NaN, saying nothing
+        raise NonFiniteWeightsError(
+            f'{source} holds NaN or inf values in {_describe(broken)}: the weights of a '
+            'run that diverged? Load an earlier checkpoint of that run')
     if resized:
         log_message(f'{source}: attention-bias tables resized bicubically to the model\'s '
                     f'windows (as the papers\' detection code does): {", ".join(resized)}')

@@ -11,7 +11,7 @@ from typing import List
 
 import torch
 
-from ..errors import UnsafeCheckpointError
+from ..errors import MissingCheckpointError, UnreadableCheckpointError, UnsafeCheckpointError
 from ..log import log_message
 
 
@@ -108,6 +108,32 @@ def _refused_culprit(err: Exception) -> str:
     return match.group(1) if match else str(err).strip().splitlines()[0]
 
 
+#: how the files torch.load reads begin: a zip archive (torch >= 1.6) or a pickle
+CHECKPOINT_MAGIC = (b'PK\x03\x04', b'\x80')
+
+
+def check_checkpoint_file(path: str) -> None:
+    """One line naming what is wrong with ``path`` as a checkpoint, before torch
+    reads it: missing, a folder, empty, or a file of another format (a JSON or text
+    file saved as ``.pth``), which torch would report as an unpickling error."""
+    if os.path.isdir(path):
+        raise MissingCheckpointError(f'{path} is a folder, not a checkpoint: pass the file '
+                                     'inside it (e.g. epoch_12.pth)')
+    if not os.path.isfile(path):
+        raise MissingCheckpointError(f'Checkpoint not found: {path}')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        raise UnreadableCheckpointError(f'{path} is empty (0 bytes): a copy or download that '
+                                        'did not finish? Fetch or copy it again')
+    if path.endswith('.safetensors') or head.startswith(CHECKPOINT_MAGIC):
+        return
+    shown = head.decode('ascii', 'replace')
+    raise UnreadableCheckpointError(
+        f'{path} is not a PyTorch checkpoint (it starts with {shown!r}, not a zip archive '
+        'or a pickle): pass the .pth file training or a release wrote')
+
+
 def load_checkpoint_file(path: str, map_location='cpu'):
     """``torch.load`` with ``weights_only=True`` plus the runner allow-list.
 
@@ -115,8 +141,7 @@ def load_checkpoint_file(path: str, map_location='cpu'):
     a pickle that would call anything outside the allow-list raises
     :class:`UnsafeCheckpointError` naming it. Nothing from the file is executed.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'Checkpoint not found: {path}')
+    check_checkpoint_file(path)
     if path.endswith('.safetensors'):  # the hub's format: tensors only, nothing to unpickle
         from safetensors.torch import load_file
         return load_file(path, device=str(map_location))
@@ -125,6 +150,10 @@ def load_checkpoint_file(path: str, map_location='cpu'):
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         first_error = err
+    except (RuntimeError, EOFError) as err:  # a zip archive cut short
+        raise UnreadableCheckpointError(
+            f'{path} is not a complete checkpoint (torch: {str(err).splitlines()[0]}): a copy '
+            'or download that stopped half-way? Fetch or copy it again') from None
     try:
         unknown = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     except (ValueError, RuntimeError, EOFError, pickle.UnpicklingError):

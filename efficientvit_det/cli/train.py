@@ -9,7 +9,7 @@ from typing import List, Optional
 from ..mmlab.config_options import check_config_options
 from ..mmlab.datasets import check_dataset_paths
 from ..mmlab.runner import build_runner, load_config, safe_checkpoint_spec
-from ..mmlab.workdir import (check_run_unfinished, check_work_dir_unused,
+from ..mmlab.workdir import (check_run_unfinished, check_work_dir_unused, hold_work_dir,
                              newest_complete_checkpoint, remove_earlier_checkpoints)
 from .common import add_cfg_options
 
@@ -73,8 +73,9 @@ def train_main(argv: Optional[List[str]] = None):
         cfg.load_from = safe_checkpoint_spec(cfg.load_from)
     check_config_options(cfg, ('train', 'val'))
     check_dataset_paths(cfg, ('train', 'val'))
-    if args.overwrite and args.resume is None:
-        remove_earlier_checkpoints(cfg.work_dir)
-    runner = build_runner(cfg)
-    runner.train()
+    with hold_work_dir(cfg.work_dir):  # before --overwrite removes anything
+        if args.overwrite and args.resume is None:
+            remove_earlier_checkpoints(cfg.work_dir)
+        runner = build_runner(cfg)
+        runner.train()
     return runner

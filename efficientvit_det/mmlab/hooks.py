@@ -13,10 +13,13 @@
 * ``StrictLoadHook``: ``load_from`` / ``--resume`` checkpoints must fit the whole
   model exactly (mmengine itself loads what matches and only warns);
 * ``PyramidStrideCheckHook``: the neck feeds every head the strides it reads
-  (our tools check this themselves; the hook is for other tools' runs).
+  (our tools check this themselves; the hook is for other tools' runs);
+* ``FiniteLossHook``: training stops at the first NaN or inf loss, naming the
+  terms, before a checkpoint of broken weights is saved.
 """
 import json
 import logging
+import math
 import os
 import os.path as osp
 import random
@@ -29,6 +32,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 
 from ..checkpoints import adapt_to_model, model_state_dict
+from ..errors import NonFiniteLossError
 from ..fileio import atomic_path, remove_partial_files
 from .pyramid import check_pyramid_strides
 from .scope import unwrap_model
@@ -175,6 +179,27 @@ class StrictLoadHook(Hook):
         source = runner.cfg.get('load_from') or f'the latest checkpoint in {runner.work_dir}'
         adapt_to_model(model, model_state_dict(checkpoint), 'efficientvit_det', source=source,
                        resize_biases=False)
+
+
+class FiniteLossHook(Hook):
+    """Stop at the first iteration whose loss terms are not all finite, naming them.
+    mmengine logs ``loss: nan`` every iteration, saves checkpoints of NaN weights
+    and exits 0; mmdet's ``CheckInvalidLossHook`` looks every 50 iterations only and
+    ends in an assertion. Runs before the checkpoint hook of the same iteration."""
+    priority = 'ABOVE_NORMAL'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        scalars = {name: float(value) for name, value in (outputs or {}).items()
+                   if isinstance(value, float)
+                   or isinstance(value, torch.Tensor) and value.numel() == 1}
+        broken = {name: value for name, value in scalars.items() if not math.isfinite(value)}
+        if broken:
+            terms = ', '.join(f'{name}={value}' for name, value in broken.items())
+            raise NonFiniteLossError(
+                f'iteration {runner.iter + 1}: the loss went non-finite ({terms}); stopped '
+                'before saving these weights. Lower the learning rate '
+                '(optim_wrapper.optimizer.lr), clip gradients '
+                '(optim_wrapper.clip_grad=dict(max_norm=...)), or check the data')
 
 
 class PyramidStrideCheckHook(Hook):

@@ -54,11 +54,21 @@ def expected_strides(model):
 
 
 def check_pyramid_strides(model) -> None:
-    """Raise :class:`PyramidStrideError` when the neck feeds a head the wrong strides."""
+    """Raise :class:`PyramidStrideError` when the neck takes other widths than the
+    backbone gives (found at build time, not in the first forward) or feeds a head
+    the wrong strides."""
     backbone, neck = getattr(model, 'backbone', None), getattr(model, 'neck', None)
     strides_in = backbone_strides(backbone) if backbone is not None else None
     if strides_in is None or neck is None:
         return
+    widths = [int(f['num_chs']) for f in backbone.feature_info if 'num_chs' in f]
+    taken = getattr(neck, 'in_channels', None)
+    if isinstance(taken, (list, tuple)) and len(widths) == len(strides_in) and \
+            list(taken) != widths:
+        raise PyramidStrideError(
+            f'{type(model).__name__}: the neck ({type(neck).__name__}) takes in_channels '
+            f'{list(taken)} but backbone {type(backbone).__name__} gives {widths} (strides '
+            f'{strides_in}): set model.neck.in_channels={widths}')
     strides = neck_strides(neck, list(strides_in))
     if strides is None:
         return

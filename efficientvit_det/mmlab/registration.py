@@ -16,8 +16,8 @@ from ..errors import RegistryConflictError
 from ..models import BACKBONES
 from ..models.neck import TransposedFPN
 from ..models.timm_backbone import TimmBackbone
-from .hooks import (AtomicLocalBackend, PyramidStrideCheckHook, RankConsistencyHook,
-                    RNGStateHook, SafeCheckpointHook, StrictLoadHook)
+from .hooks import (AtomicLocalBackend, FiniteLossHook, PyramidStrideCheckHook,
+                    RankConsistencyHook, RNGStateHook, SafeCheckpointHook, StrictLoadHook)
 from .transforms import LoadImageOrSkip
 
 #: the task scopes whose registries get our models, transforms and metrics
@@ -27,7 +27,7 @@ TASK_SCOPES = ('mmdet', 'mmseg')
 CHECKPOINT_SCHEMES = ('release:', 'safe:')
 MODEL_CLASSES = dict(BACKBONES, TransposedFPN=TransposedFPN, TimmBackbone=TimmBackbone)
 HOOK_CLASSES = (SafeCheckpointHook, RNGStateHook, RankConsistencyHook, StrictLoadHook,
-                PyramidStrideCheckHook)
+                FiniteLossHook, PyramidStrideCheckHook)
 
 
 def _add(registry, cls, name=None) -> None:

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 
 from ..checkpoints import load_model_checkpoint
 from .pyramid import check_pyramid_strides
-from .scope import unwrap_model
+from .scope import config_typos_named, unwrap_model
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
@@ -64,7 +64,8 @@ def build_runner(cfg):
     """mmengine's runner for ``cfg``, its model's pyramid strides checked."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    with config_typos_named():
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     check_pyramid_strides(unwrap_model(runner.model))
     return runner
 

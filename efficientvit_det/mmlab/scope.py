@@ -1,7 +1,9 @@
 """The one place that says which OpenMMLab scope a config belongs to, where its
 registries are, and how a model is built from it or unwrapped from a wrapper."""
+import contextlib
 import importlib
 
+from ..errors import ConfigOptionError
 from .pyramid import check_pyramid_strides
 
 #: the scope of a config that names none (our tools are for mmdet and mmseg)
@@ -25,12 +27,27 @@ def unwrap_model(model):
     return model.module if is_model_wrapper(model) else model
 
 
+@contextlib.contextmanager
+def config_typos_named():
+    """A class built from the config with a key it does not take (``archh='s4'``)
+    or without one it needs: one line naming the class and the key, not the
+    registry's traceback. Other errors pass unchanged."""
+    try:
+        yield
+    except TypeError as err:
+        text = str(err).splitlines()[0]
+        if 'unexpected keyword argument' not in text and 'required positional' not in text:
+            raise
+        raise ConfigOptionError(f'{text} (a typo in the config? see the class\'s arguments)'
+                                ) from None
+
+
 def build_from_config(cfg, registry_name: str, options: dict):
     """``options`` built by the config's scope registry ``registry_name`` (MODELS,
     DATASETS, ...), with that scope as the default one."""
     from mmengine.registry import DefaultScope
     scope = config_scope(cfg)
-    with DefaultScope.overwrite_default_scope(scope):
+    with DefaultScope.overwrite_default_scope(scope), config_typos_named():
         return getattr(registries(scope), registry_name).build(options)
 
 

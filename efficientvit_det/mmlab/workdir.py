@@ -1,8 +1,10 @@
-"""Work dirs: which checkpoint a resumed run continues from, and never replacing an
-earlier run's checkpoints unasked."""
+"""Work dirs: which checkpoint a resumed run continues from, never replacing an
+earlier run's checkpoints unasked, and one training at a time in each."""
+import contextlib
 import os
 import os.path as osp
 import re
+import socket
 
 from ..checkpoints import load_checkpoint_file
 from ..errors import NothingToResumeError, RunCompleteError, WorkDirInUseError
@@ -79,3 +81,64 @@ def check_run_unfinished(checkpoint: str, train_cfg) -> None:
             f'{checkpoint} ends the schedule ({unit} {done} of {total}): the run is complete. '
             f'To train longer, resume with a longer schedule, e.g. --resume {checkpoint} '
             f'--cfg-options train_cfg.max_{unit}s={2 * total} (and the lr schedule\'s end)')
+
+
+#: the file by which a running training holds its work dir: "<pid> <host>"
+LOCK_NAME = 'training.lock'
+
+
+@contextlib.contextmanager
+def hold_work_dir(work_dir: str):
+    """Hold ``work_dir`` while a training runs in it: a second training started
+    into it (even before the first has written a checkpoint, which the checks above
+    look for) stops in one line. A lock whose process is gone (a killed run) is
+    taken over; one from another host is trusted, and its path named. Only the
+    launching rank of a distributed run takes it."""
+    if int(os.environ.get('RANK', '0')) != 0:
+        yield
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, LOCK_NAME)
+    mine = f'{os.getpid()} {socket.gethostname()}'
+    for _ in range(2):  # the second try after removing a dead process's lock
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            _refuse_or_clear(work_dir, path)
+            continue
+        with os.fdopen(handle, 'w') as f:
+            f.write(mine + '\n')
+        break
+    try:
+        yield
+    finally:
+        if _read_lock(path) == mine:
+            os.remove(path)
+
+
+def _read_lock(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ''
+
+
+def _refuse_or_clear(work_dir: str, path: str) -> None:
+    """Raise naming the training that holds ``work_dir``, or remove its lock when
+    that process no longer exists on this host."""
+    pid, _, host = _read_lock(path).partition(' ')
+    alive = True
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:  # another user's process: it exists
+            pass
+    if alive:
+        raise WorkDirInUseError(
+            f'{work_dir} is held by a training still running (process {pid} on '
+            f'{host or "an unknown host"}): wait for it, stop it, or train into another '
+            f'--work-dir (remove {path} if no training runs there)')
+    os.remove(path)

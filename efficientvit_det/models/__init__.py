@@ -1,5 +1,6 @@
 """Pure-torch models (mmengine's BaseModule optional): importing this package
 never needs mmdet, mmseg or mmcv."""
+from ..errors import BackboneArgumentError
 from .base import EfficientBackbone
 from .efficientvit import EfficientViT
 from .shvit import SHViT
@@ -16,7 +17,8 @@ BACKBONE_NAMES = {f'{prefix}_{arch}': (cls, arch)
 def build_backbone(name: str, **kwargs) -> EfficientBackbone:
     """``build_backbone('shvit_s4', out_indices=(1, 2))``."""
     if name not in BACKBONE_NAMES:
-        raise KeyError(f'Unknown backbone {name!r}; known: {sorted(BACKBONE_NAMES)}')
+        raise BackboneArgumentError(f'Unknown backbone {name!r}; known: '
+                                    f'{sorted(BACKBONE_NAMES)}')
     cls, arch = BACKBONE_NAMES[name]
     return cls(arch, **kwargs)
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..errors import BackboneArgumentError
 from ..log import log_message
 from .blocks import Downsample, Stem, fuse_modules
 
@@ -116,14 +117,15 @@ class EfficientBackbone(FreezableBackbone):
         num_stages = len(dims)
         out_indices = tuple(out_indices)
         if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
-            raise ValueError(f'out_indices must be a non-empty subset of 0..{num_stages - 1}, '
-                             f'got {out_indices}')
+            raise BackboneArgumentError(f'out_indices must be a non-empty subset of '
+                                        f'0..{num_stages - 1}, got {out_indices}')
         if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be in -1..{num_stages}, got {frozen_stages}')
+            raise BackboneArgumentError(f'frozen_stages must be in -1..{num_stages}, '
+                                        f'got {frozen_stages}')
         stem_out_strides = tuple(sorted(set(stem_out_strides)))
         if any(s not in Stem.tap_strides for s in stem_out_strides):
-            raise ValueError(f'stem_out_strides must be a subset of {Stem.tap_strides}, '
-                             f'got {stem_out_strides}')
+            raise BackboneArgumentError(f'stem_out_strides must be a subset of '
+                                        f'{Stem.tap_strides}, got {stem_out_strides}')
         self.out_indices = out_indices
         self.stem_out_strides = stem_out_strides
         self.frozen_stages = frozen_stages
@@ -154,24 +156,25 @@ class EfficientBackbone(FreezableBackbone):
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_settings:
-                raise KeyError(f'Unknown {cls.__name__} arch {arch!r}; known: '
-                               f'{sorted(cls.arch_settings)} (or a dict with keys '
-                               f'{list(cls.arch_keys)})')
+                raise BackboneArgumentError(f'Unknown {cls.__name__} arch {arch!r}; known: '
+                                            f'{sorted(cls.arch_settings)} (or a dict with keys '
+                                            f'{list(cls.arch_keys)})')
             return dict(cls.arch_settings[key])
         if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+            raise BackboneArgumentError(f'arch must be a name or a dict, '
+                                        f'got {type(arch).__name__}')
         unknown = [k for k in arch if k not in cls.arch_keys]
         if unknown:  # a typo would otherwise be ignored and the default variant built
-            raise KeyError(f'{cls.__name__} arch dict has unknown key(s) {unknown}; '
-                           f'it takes {list(cls.arch_keys)}')
+            raise BackboneArgumentError(f'{cls.__name__} arch dict has unknown key(s) '
+                                        f'{unknown}; it takes {list(cls.arch_keys)}')
         missing = [k for k in cls.arch_keys if k not in arch]
         if missing:
-            raise KeyError(f'{cls.__name__} arch dict is missing {missing}; '
-                           f'it needs {list(cls.arch_keys)}')
+            raise BackboneArgumentError(f'{cls.__name__} arch dict is missing {missing}; '
+                                        f'it needs {list(cls.arch_keys)}')
         lengths = {k: len(arch[k]) for k in cls.arch_keys if isinstance(arch[k], (list, tuple))}
         if len(set(lengths.values())) > 1:
-            raise ValueError(f'{cls.__name__} arch entries must have one value per stage, got '
-                             f'lengths {lengths}')
+            raise BackboneArgumentError(f'{cls.__name__} arch entries must have one value '
+                                        f'per stage, got lengths {lengths}')
         return dict(arch)
 
     def build_block(self, stage_index: int, drop_path_prob: float) -> nn.Module:

@@ -3,6 +3,7 @@ FastViT or RepViT in the same detector as ours)."""
 import logging
 from typing import Sequence, Union
 
+from ..errors import BackboneArgumentError
 from ..log import log_message
 from .base import FreezableBackbone
 
@@ -28,8 +29,9 @@ class TimmBackbone(FreezableBackbone):
         super().__init__(init_cfg=init_cfg)
         import timm
         if model_name not in timm.list_models():
-            raise KeyError(f'timm has no model {model_name!r} (timm {timm.__version__}); see '
-                           f'timm.list_models(), e.g. {timm.list_models("*fastvit*")[:3]}')
+            raise BackboneArgumentError(
+                f'timm has no model {model_name!r} (timm {timm.__version__}); see '
+                f'timm.list_models(), e.g. {timm.list_models("*fastvit*")[:3]}')
         if isinstance(pretrained, str):
             timm_kwargs['pretrained_cfg_overlay'] = dict(file=pretrained)
         elif not pretrained:

@@ -10,6 +10,7 @@ import torch
 from efficientvit_det import checkpoints
 from efficientvit_det.checkpoints import fetch
 from efficientvit_det.cli import convert_checkpoint
+from efficientvit_det.errors import EfficientVitDetError
 from efficientvit_det.checkpoints import (CheckpointMismatchError, load_backbone_checkpoint)
 from efficientvit_det.models import build_backbone
 from tests.support import randomize_
@@ -154,3 +155,53 @@ def test_converter_cli_writes_our_layout_and_keeps_existing_files(tmp_path, caps
     with pytest.raises(CheckpointMismatchError):
         convert_checkpoint.main([str(src), str(tmp_path / 'x.pth'), '--backbone', 'shvit_s2'])
     assert not (tmp_path / 'x.pth').exists()
+
+
+def test_broken_checkpoint_files_are_named_in_one_line(tmp_path):
+    """What a user hands over by mistake: a missing path, a folder, an empty file, a
+    zip cut short, a JSON file named .pth, weights that went NaN / inf. Each ends in
+    one line of ours (the tools print it, exit 1) naming the file and the fix, and
+    convert_checkpoint.py writes nothing."""
+    model = build_backbone('shvit_s1')
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': randomize_(build_backbone('shvit_s1')).state_dict()}, good)
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    (tmp_path / 'cut.pth').write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
+    (tmp_path / 'log.pth').write_text('{"mode": "train", "loss": 1.0}')
+    (tmp_path / 'run').mkdir()
+    state = randomize_(build_backbone('shvit_s1')).state_dict()
+    weights = [key for key in sorted(state) if state[key].is_floating_point()]
+    state[weights[0]].view(-1)[0] = float('nan')
+    state[weights[-1]].view(-1)[0] = float('inf')
+    torch.save({'state_dict': state}, tmp_path / 'diverged.pth')
+    cases = {'absent.pth': 'Checkpoint not found', 'run': 'is a folder, not a checkpoint',
+             'empty.pth': 'is empty (0 bytes)', 'cut.pth': 'is not a complete checkpoint',
+             'log.pth': "is not a PyTorch checkpoint (it starts with '{\"mo'",
+             'diverged.pth': 'holds NaN or inf values in 2 ['}
+    for name, message in cases.items():
+        with pytest.raises(EfficientVitDetError) as refused:
+            load_backbone_checkpoint(model, str(tmp_path / name))
+        assert message in str(refused.value) and len(str(refused.value).splitlines()) == 1
+        with pytest.raises(EfficientVitDetError):
+            convert_checkpoint.main([str(tmp_path / name), str(tmp_path / 'out.pth'),
+                                     '--backbone', 'shvit_s1'])
+        assert not (tmp_path / 'out.pth').exists()
+    assert load_backbone_checkpoint(model, str(good)) == 'efficientvit_det'
+
+
+def test_a_non_finite_loss_stops_training_naming_the_terms():
+    """The hook every config lists: a NaN or inf loss term stops the run at that
+    iteration (before the checkpoint hook saves it), finite ones pass."""
+    from efficientvit_det.errors import NonFiniteLossError
+    from efficientvit_det.mmlab.hooks import FiniteLossHook
+
+    class Runner:
+        iter = 41
+    hook = FiniteLossHook()
+    hook.after_train_iter(Runner(), 0, outputs={'loss': torch.tensor(1.5), 'acc': 90.0})
+    with pytest.raises(NonFiniteLossError, match=r'iteration 42: the loss went non-finite '
+                       r'\(loss=nan, loss_cls=inf\); stopped before saving'):
+        hook.after_train_iter(Runner(), 0, outputs={
+            'loss': torch.tensor(float('nan')), 'loss_cls': torch.tensor(float('inf')),
+            'loss_bbox': torch.tensor(0.3)})
+    assert FiniteLossHook.priority == 'ABOVE_NORMAL'  # the checkpoint hook's is lower

@@ -23,7 +23,7 @@ from efficientvit_det.mmlab.toy_data import (ADE_SHAPE_LABELS, BENCHMARK_PROFILE
                                              TOY_COCO_TRAIN_IMAGES, TOY_COCO_VAL_IMAGES,
                                              TOY_DATA_VERSION, make_ade_toy, make_coco_toy,
                                              toy_coco_mismatch)
-from tests.support import ROOT
+from tests.support import ROOT, TOY_MASK_RCNN
 
 
 @pytest.mark.slow
@@ -602,3 +602,28 @@ def test_toy_learning_curve_follows_the_loops_validation_rule(tmp_path, monkeypa
                        '--every-pass', '--cfg-options', 'train_cfg.val_begin=13',
                        '--out', str(tmp_path / 'b')])
     assert 'no evaluation during training: no learning curve' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--backbone', 'shvit_s9'], "Unknown backbone 'shvit_s9'; known: ["),
+    (['--config', TOY_MASK_RCNN, '--cfg-options', 'model.backbone.archh=s4'],
+     "got an unexpected keyword argument 'archh' (a typo in the config?"),
+    (['--config', TOY_MASK_RCNN, '--cfg-options', 'model.backbone.arch=s9'],
+     "Unknown SHViT arch 's9'; known: ['s1', 's2', 's3', 's4']"),
+    (['--config', TOY_MASK_RCNN, '--cfg-options', 'model.backbone.out_indices=(0,1,5)'],
+     'out_indices must be a non-empty subset of 0..2, got (0, 1, 5)'),
+    (['--config', TOY_MASK_RCNN, '--whole', '--cfg-options',
+      'model.neck.in_channels=[64,224,320]'],
+     'takes in_channels [64, 224, 320] but backbone SHViT gives [128, 224, 320]'),
+])
+def test_model_mistakes_end_in_one_line_before_anything_runs(argv, message, tmp_path):
+    """An unknown backbone name, a typo'd or unknown model key, stage indices the
+    backbone does not have, a neck that takes other widths than the backbone gives:
+    one line of ours from the model's build (exit 1), not a traceback from the
+    registry or from the first forward."""
+    from efficientvit_det.cli import export_onnx as export_tool
+    with pytest.raises(SystemExit) as refused:
+        run(lambda: export_tool.main(argv + ['--out', str(tmp_path / 'x.onnx')]))
+    error = refused.value.code
+    assert error.startswith('error: ') and message in error and len(error.splitlines()) == 1, error
+    assert not os.listdir(tmp_path)

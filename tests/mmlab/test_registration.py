@@ -88,7 +88,7 @@ OURS = ({f'{scope} MODELS {name}' for scope in ('mmdet', 'mmseg') for name in MO
            "checkpoint scheme 'safe:'", 'file backend atomic_local'}
         | {f'mmengine HOOKS {hook}' for hook in ('SafeCheckpointHook', 'RNGStateHook',
                                                  'RankConsistencyHook', 'StrictLoadHook',
-                                                 'PyramidStrideCheckHook')})
+                                                 'FiniteLossHook', 'PyramidStrideCheckHook')})
 
 
 def test_import_adds_our_classes_and_replaces_nothing(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from efficientvit_det.cli import train
+from efficientvit_det.cli.common import run
 from efficientvit_det.errors import (ConfigOptionError, DatasetError, RunCompleteError,
                                      WorkDirInUseError)
 from efficientvit_det.mmlab.datasets import check_coco_annotations
@@ -276,7 +277,7 @@ def test_every_shipped_config_passes_the_option_check_and_carries_the_safe_runti
         assert checkpoint.type == 'SafeCheckpointHook', config
         assert checkpoint.backend_args == dict(backend='atomic_local'), config
         hooks = {hook['type'] for hook in cfg.custom_hooks}
-        assert {'RNGStateHook', 'StrictLoadHook'} <= hooks, config
+        assert {'RNGStateHook', 'StrictLoadHook', 'FiniteLossHook'} <= hooks, config
 
 
 @pytest.mark.parametrize('ours, theirs', [
@@ -643,6 +644,37 @@ def test_second_run_into_a_used_work_dir_is_refused(tmp_path, monkeypatch):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert 'error: ' + str(work_dir) + ' already holds checkpoints' in result.stderr
+
+
+def test_a_running_training_holds_its_work_dir(tmp_path, monkeypatch):
+    """A second training started into a work dir whose first has written no
+    checkpoint yet stops in one line, writing nothing; the lock of a process that
+    is gone (a killed run) is taken over, and a training releases its own."""
+    from efficientvit_det.mmlab.workdir import LOCK_NAME, hold_work_dir
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    lock = work_dir / LOCK_NAME
+    monkeypatch.setattr(train, 'check_dataset_paths', lambda cfg, splits: None)
+    started = []
+    runner = type('Runner', (), {'train': lambda self: started.append(lock.read_text())})
+    monkeypatch.setattr(train, 'build_runner', lambda cfg: runner())
+    first = subprocess.Popen([PYTHON, '-c', 'import time; time.sleep(120)'])
+    try:
+        lock.write_text(f'{first.pid} {socket.gethostname()}\n')
+        with pytest.raises(SystemExit) as refused:  # what tools/train.py does
+            run(lambda: train.train_main([TOY_CONFIG, '--work-dir', str(work_dir)]))
+        assert refused.value.code.startswith(f'error: {work_dir} is held by a training still '
+                                             f'running (process {first.pid} on ')
+        assert len(refused.value.code.splitlines()) == 1
+        assert os.listdir(work_dir) == [LOCK_NAME] and not started
+    finally:
+        first.kill()
+        first.wait()
+    train.train_main([TOY_CONFIG, '--work-dir', str(work_dir)])  # that process is gone
+    assert started == [f'{os.getpid()} {socket.gethostname()}\n'] and not lock.exists()
+    with hold_work_dir(str(work_dir)):
+        with pytest.raises(WorkDirInUseError, match='is held by a training still running'):
+            train.train_main([TOY_CONFIG, '--work-dir', str(work_dir), '--overwrite'])
 
 
 def test_resuming_a_finished_run_says_it_is_complete(toy_coco, tmp_path, monkeypatch):
