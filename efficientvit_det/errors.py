@@ -71,6 +71,11 @@ class UnknownCheckpointError(_NamedKeyError):
 
 # ----------------------------------------------------------------------------- OpenMMLab
 
+class ConfigFileError(EfficientVitDetError, ValueError):
+    """A config file that is missing, does not parse, or imports a module that is
+    not installed (its ``custom_imports``)."""
+
+
 class PyramidStrideError(EfficientVitDetError, ValueError):
     """The neck does not fit the backbone's widths or feeds a head the wrong strides."""
 

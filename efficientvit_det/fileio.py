@@ -55,6 +55,9 @@ def remove_partial_files(folder: str) -> list:
 def check_writable(path: str) -> None:
     """Raise ``OSError`` naming ``path`` unless a file can be written there; called
     before long work so that its results are not lost at the end."""
+    if os.path.isdir(path):
+        raise OSError(f'{path} is a folder: name the file to write, e.g. '
+                      f'{os.path.join(path, "out")}')
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)

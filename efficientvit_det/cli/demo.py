@@ -23,6 +23,7 @@ from ..deploy.onnx_export import describe, export_checked
 from ..deploy.targets import build_target
 from ..fileio import atomic_path, check_folder_ours, claim_folder
 from ..mmlab.inference import build_inferencer, run_inference
+from ..mmlab.scope import read_config
 from ..mmlab.toy_data import DEMO_PROFILE
 from ..mmlab.toy_runs import ensure_toy_coco, toy_run_options
 from ..mmlab.visualize import plot_curves
@@ -107,8 +108,7 @@ def deploy(config: str, checkpoint: str, val_images: List[str], out: str) -> dic
     check it on val images against the graph in PyTorch and mmdet's ``predict``, and
     time eager PyTorch against ONNX Runtime on one of them, side by side; returns
     what it found. A mismatch ends the demo (ExportMismatch) with the file set aside."""
-    from mmengine.config import Config
-    width, height = Config.fromfile(config).toy_image_scale
+    width, height = read_config(config).toy_image_scale
     print(f'[demo] exporting the whole detector to ONNX at {height}x{width} and checking '
           f'it on {CHECKED_IMAGES} val images ...')
     target = build_target(config=config, whole=True, checkpoint=checkpoint).fuse()

@@ -27,12 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from mmengine.config import Config
 
     from ..benchmark.complexity import format_complexity, model_complexity
-    from ..mmlab.scope import config_scope
+    from ..mmlab.scope import config_scope, read_config
     if args.shape is None:
-        segmentor = config_scope(Config.fromfile(args.config)) == 'mmseg'
+        segmentor = config_scope(read_config(args.config)) == 'mmseg'
         height, width = (512, 512) if segmentor else (800, 1333)
     else:
         height, width = shape_argument(parser, args.shape)

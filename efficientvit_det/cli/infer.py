@@ -43,6 +43,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from ..errors import MissingWeightsError
     from ..mmlab.inference import build_inferencer, list_inputs, run_inference
+    if args.device.startswith('cuda'):
+        import torch
+        if not torch.cuda.is_available():
+            parser.error(f'--device {args.device}: CUDA is not available here (torch '
+                         f'{torch.__version__}); use --device cpu')
     try:
         list_inputs(args.input)  # a typo is found before the model is built
     except FileNotFoundError as err:

@@ -183,12 +183,10 @@ def _build(backbone, config, whole, checkpoint, post_processing, cfg_options) ->
             load_backbone_checkpoint(model, checkpoint)
         return Target(backbone, 'backbone', model)
     # the OpenMMLab stack is needed from here on only
-    from mmengine.config import Config
-
     from ..checkpoints import load_model_checkpoint
     from ..mmlab.scope import (build_from_config, build_model_from_config, config_scope,
-                               without_pretrained_weights)
-    cfg = Config.fromfile(config)
+                               read_config, without_pretrained_weights)
+    cfg = read_config(config)
     cfg.merge_from_dict(cfg_options)
     name = config_name(config)
     if not whole and not checkpoint:  # the backbone alone: nothing else is built

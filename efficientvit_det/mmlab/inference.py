@@ -20,7 +20,7 @@ from ..fileio import check_outputs_apart
 from .model_index import find_model, release_name, repo_root
 from .pyramid import check_pyramid_strides
 from .runner import safe_checkpoint_spec
-from .scope import config_scope, registries
+from .scope import config_scope, read_config, registries
 from .transforms import LoadImageOrSkip
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -70,12 +70,11 @@ def build_inferencer(config: str, weights: Optional[str] = None, device: str = '
     """mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer`` for ``config`` (a file
     or a model-index name; the scope is its ``default_scope``), loading ``weights``
     strictly (a path, URL or ``release:``; a name's released weights by default)."""
-    from mmengine.config import Config
     config, weights = resolve_model(config, weights)
     # through our allow-list loader (mmengine's would refuse a training checkpoint's
     # logged state under torch's weights_only default, and run code from others)
     weights = safe_checkpoint_spec(weights)
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     if config_scope(cfg) == 'mmseg':
         from mmseg.apis import MMSegInferencer
         # its visualizer draws Cityscapes' 19 classes unless told the dataset's

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 
 from ..checkpoints import load_model_checkpoint
 from .pyramid import check_pyramid_strides
-from .scope import config_typos_named, unwrap_model
+from .scope import config_typos_named, read_config, unwrap_model
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
@@ -23,7 +23,7 @@ def load_config(config: str, cfg_options: Optional[dict] = None, launcher: str =
     ``./work_dirs/<config name>``)."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     cfg.merge_from_dict(cfg_options or {})
     cfg.launcher = launcher
     if launcher == 'pytorch' and not torch.cuda.is_available():

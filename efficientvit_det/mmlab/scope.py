@@ -1,9 +1,11 @@
 """The one place that says which OpenMMLab scope a config belongs to, where its
 registries are, and how a model is built from it or unwrapped from a wrapper."""
+import ast
 import contextlib
 import importlib
+import os.path as osp
 
-from ..errors import ConfigOptionError
+from ..errors import ConfigFileError, ConfigOptionError
 from .pyramid import check_pyramid_strides
 
 #: the scope of a config that names none (our tools are for mmdet and mmseg)
@@ -19,6 +21,26 @@ def registries(cfg_or_scope):
     """The ``<scope>.registry`` module of a config (or of a scope name)."""
     scope = cfg_or_scope if isinstance(cfg_or_scope, str) else config_scope(cfg_or_scope)
     return importlib.import_module(f'{scope}.registry')
+
+
+def read_config(path: str):
+    """mmengine's ``Config.fromfile(path)``, its usual mistakes named in one line: a
+    missing file, Python that does not parse, and a ``custom_imports`` module that is
+    not installed (mmengine imports them when it loads the file)."""
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise ConfigFileError(f'config not found: {path}')
+    try:  # mmengine reports a syntax error without its line
+        with open(path, encoding='utf-8') as f:
+            ast.parse(f.read(), path)
+        return Config.fromfile(path)
+    except SyntaxError as err:
+        where = f'{path}, line {err.lineno}' if err.lineno else path
+        raise ConfigFileError(f'{where}: {err.msg} (a config is Python: fix the syntax)'
+                              ) from None
+    except ImportError as err:
+        raise ConfigFileError(f'{path}: cannot import {err.name or err}: install it, or fix '
+                              'the name in custom_imports') from None
 
 
 def unwrap_model(model):
@@ -55,9 +77,8 @@ def build_model_from_config(cfg):
     """``cfg.model`` (a config or its path) built in its scope's registry, without
     fetching the backbone's pretrained weights (the caller brings the weights), its
     pyramid strides checked."""
-    from mmengine.config import Config
     if isinstance(cfg, str):
-        cfg = Config.fromfile(cfg)
+        cfg = read_config(cfg)
     model_cfg = cfg.model.copy()
     model_cfg.backbone = without_pretrained_weights(model_cfg.backbone)
     model = build_from_config(cfg, 'MODELS', model_cfg)

@@ -46,8 +46,8 @@ def toy_run_options(config: str, data_root: str, length: Optional[int] = None,
     iterations (an iteration loop: the Semantic FPN), with every lr schedule that
     ends with training made to end with it, and evaluate once, afterwards (or, with
     ``every_pass``, after every pass over the training images too: a learning curve)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
+    from .scope import read_config
+    cfg = read_config(config)
     root = data_root.rstrip('/') + '/'
     options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
     if 'ann_file' in cfg.val_evaluator:  # COCO

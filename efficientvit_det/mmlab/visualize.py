@@ -11,12 +11,11 @@ def browse_dataset(config: str, out_dir: str, count: int = 8,
     """Draw the ground truth of the first ``count`` training samples *after* the
     training pipeline (resize, flip, crop ...), which is what the model learns from."""
     import numpy as np
-    from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
     from .datasets import check_dataset_paths
-    from .scope import config_scope, registries
-    cfg = Config.fromfile(config)
+    from .scope import config_scope, read_config, registries
+    cfg = read_config(config)
     cfg.merge_from_dict(cfg_options or {})
     check_dataset_paths(cfg, ('train',))
     written = []

@@ -146,6 +146,12 @@ def test_unwritable_out_is_refused_before_measuring(tmp_path, capsys, monkeypatc
                           str(blocked / 'x.onnx')])
     assert f'--out: cannot write {blocked / "x.onnx"}' in capsys.readouterr().err
     assert not exported
+    folder = tmp_path / 'exports'  # an existing folder: found before the export, too
+    folder.mkdir()
+    with pytest.raises(SystemExit):
+        export_tool.main(['--backbone', 'shvit_s1', '--shape', '64', '--out', str(folder)])
+    assert f'--out: {folder} is a folder: name the file to write' in capsys.readouterr().err
+    assert not exported and not os.listdir(folder)
 
 
 def test_interrupted_results_write_keeps_the_old_file(tmp_path, monkeypatch):

@@ -627,3 +627,23 @@ def test_model_mistakes_end_in_one_line_before_anything_runs(argv, message, tmp_
     error = refused.value.code
     assert error.startswith('error: ') and message in error and len(error.splitlines()) == 1, error
     assert not os.listdir(tmp_path)
+
+
+def test_config_file_mistakes_end_in_one_line(tmp_path):
+    """A config path that does not exist, one that does not parse, and one whose
+    custom_imports names a module that is not installed: one line naming the file,
+    from every tool that reads a config (here the export tool and tools/train.py)."""
+    from efficientvit_det.cli import export_onnx as export_tool
+    broken = tmp_path / 'broken.py'
+    broken.write_text("_base_ = 'x.py'\nmodel = dict(type='MaskRCNN'\n")
+    unknown = tmp_path / 'imports.py'
+    unknown.write_text("custom_imports = dict(imports=['no_such_module_xyz'])\nmodel = dict()\n")
+    for config, message in ((tmp_path / 'absent.py', f'config not found: {tmp_path}/absent.py'),
+                            (broken, f'{broken}, line 2: '),
+                            (unknown, f"{unknown}: cannot import no_such_module_xyz: install it")):
+        for tool in (lambda: export_tool.main(['--config', str(config), '--whole']),
+                     lambda: train.train_main([str(config)])):
+            with pytest.raises(SystemExit) as refused:
+                run(tool)
+            error = refused.value.code
+            assert error.startswith('error: ' + message) and len(error.splitlines()) == 1, error

@@ -202,3 +202,13 @@ def test_outputs_never_replace_inputs_or_each_other(toy, tmp_path):
                                       'pass another --out-dir')
         assert {p: p.read_bytes() for p in before} == before
     assert sorted(os.listdir(tmp_path / 'out')) == ['predictions.json', 'vis']
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the refusal where CUDA is absent')
+def test_cuda_without_cuda_is_refused_in_one_line(capsys, tmp_path):
+    image = tmp_path / 'a.jpg'
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(SystemExit) as refused:
+        infer.main([str(image), TOY_CONFIG, '--weights', 'x.pth', '--device', 'cuda'])
+    assert refused.value.code == 2
+    assert '--device cuda: CUDA is not available here' in capsys.readouterr().err
