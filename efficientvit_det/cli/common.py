@@ -22,10 +22,20 @@ def run(main: Callable[[], object]) -> None:
     try:
         result = main()
     except EfficientVitDetError as err:
-        sys.exit(f'error: {err}')
+        sys.exit(f'error: {message_of(err)}')
     _leave_process_group()
     if isinstance(result, int) and not isinstance(result, bool):
         sys.exit(result)  # an entry point's own exit code (an export that does not match)
+
+
+def message_of(err: Exception) -> str:
+    """The message of an error of ours; raised in a dataloader worker, torch hands it
+    back with the worker's traceback in its text, of which its last line is ours."""
+    text = str(err)
+    if 'Original Traceback' not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    return last.split(': ', 1)[1] if ': ' in last else last
 
 
 def _leave_process_group() -> None:

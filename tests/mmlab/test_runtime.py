@@ -3,6 +3,7 @@ import glob
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -690,3 +691,20 @@ def test_resuming_a_finished_run_says_it_is_complete(toy_coco, tmp_path, monkeyp
         train.train_main([TOY_CONFIG, '--work-dir', str(work_dir), '--resume', '--cfg-options',
                           *toy_options(toy_coco), 'train_cfg.max_epochs=1'])
     assert not started
+
+
+def test_an_image_of_another_size_than_its_annotation_is_named(toy_coco, tmp_path):
+    """A training image replaced by one of another size: its boxes and masks no
+    longer fit, and mmdet would fail in a mask operation naming no file. Raised in
+    a dataloader worker, it still ends as one line naming the file and both sizes."""
+    import cv2
+    for path in sorted((toy_coco / 'train').iterdir()):
+        cv2.imwrite(str(path), cv2.resize(cv2.imread(str(path)), (100, 80)))
+    with pytest.raises(SystemExit) as refused:
+        run(lambda: train.train_main([TOY_CONFIG, '--work-dir', str(tmp_path / 'work'),
+                                      '--cfg-options', *toy_options(toy_coco, workers=1)]))
+    error = refused.value.code
+    assert len(error.splitlines()) == 1, error
+    assert re.fullmatch(rf"error: image {toy_coco / 'train'}/train_\d+\.jpg is 80x100 \(HxW\) "
+                        r"but its annotation file says 192x256: restore the original file, or "
+                        r"fix its width / height in the annotations", error), error
