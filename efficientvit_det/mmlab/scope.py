@@ -39,8 +39,12 @@ def read_config(path: str):
         raise ConfigFileError(f'{where}: {err.msg} (a config is Python: fix the syntax)'
                               ) from None
     except ImportError as err:
-        raise ConfigFileError(f'{path}: cannot import {err.name or err}: install it, or fix '
-                              'the name in custom_imports') from None
+        cause = err  # mmengine re-raises the import's error with sys.path in its text
+        while getattr(cause, 'name', None) is None and (cause.__cause__ or cause.__context__):
+            cause = cause.__cause__ or cause.__context__
+        missing = getattr(cause, 'name', None) or str(err).splitlines()[0]
+        raise ConfigFileError(f'{path}: cannot import {missing}: install it, or fix the name '
+                              'in custom_imports') from None
 
 
 def unwrap_model(model):
