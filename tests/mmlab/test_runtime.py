@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from efficientvit_det.checkpoints import load_checkpoint_file
 from efficientvit_det.cli import train
 from efficientvit_det.cli.common import run
 from efficientvit_det.errors import (ConfigOptionError, DatasetError, RunCompleteError,
@@ -390,7 +391,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(toy_coco, tmp_path):
     assert not leftovers
     resume_from = max((tmp_path / 'killed').glob('epoch_*.pth'), key=lambda p: p.stat().st_mtime)
     before = resume_from.read_bytes()
-    resumed_epoch = torch.load(resume_from)['meta']['epoch']
+    resumed_epoch = load_checkpoint_file(str(resume_from))['meta']['epoch']
 
     resumed, resumed_log = _train(toy_coco, tmp_path / 'killed', epochs, extra=['--resume'])
     assert resumed.wait(timeout=600) == 0, _tail(resumed_log)
@@ -408,8 +409,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(toy_coco, tmp_path):
                                            epochs * iters_per_epoch + 1))
     for step, loss in continued.items():  # the same batches, flips and RoI samples
         assert loss == pytest.approx(expected[step], rel=1e-4), step
-    final_a = torch.load(tmp_path / 'reference' / f'epoch_{epochs}.pth')
-    final_b = torch.load(tmp_path / 'killed' / f'epoch_{epochs}.pth')
+    final_a = load_checkpoint_file(str(tmp_path / "reference" / f"epoch_{epochs}.pth"))
+    final_b = load_checkpoint_file(str(tmp_path / "killed" / f"epoch_{epochs}.pth"))
     assert final_a['meta']['iter'] == final_b['meta']['iter']
     for key, value in final_a['state_dict'].items():
         assert torch.allclose(value, final_b['state_dict'][key], atol=1e-6), key
@@ -469,7 +470,7 @@ def test_kill_during_checkpoint_write_loses_nothing(toy_coco, tmp_path, signum):
     left = sorted(p.name for p in work_dir.iterdir() if p.suffix == '.pth' or '.partial' in p.name)
     assert 'epoch_1.pth' in left and 'epoch_2.pth' not in left
     assert (work_dir / 'last_checkpoint').read_text().endswith('epoch_1.pth')
-    assert torch.load(work_dir / 'epoch_1.pth')['meta']['epoch'] == 1  # complete
+    assert load_checkpoint_file(str(work_dir / "epoch_1.pth"))["meta"]["epoch"] == 1  # complete
     if signum == signal.SIGTERM:  # exits through the cleanup
         assert left == ['epoch_1.pth']
         return
