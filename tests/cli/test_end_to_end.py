@@ -168,13 +168,13 @@ SHAPE_LABELS = tuple(ADE_SHAPE_LABELS.values())  # label values of the three sha
 SHAPES_IOU_BOUND = 0.06
 
 
-DETECTION_AP50_MARGIN = 0.03  # measured: 0.096 vs 0.001 (320 images; 480: 0.056, 640: 0.062)
+DETECTION_AP50_MARGIN = 0.1  # measured: 0.274 vs 0.000 (the demo config, 320 demo-set images)
 
 
 @pytest.mark.slow
 def test_detection_training_finds_the_shapes(trained_toy, tmp_path):
-    """The toy Mask R-CNN + SHViT-S1 recipe from scratch, one pass over a small toy
-    set: the trained model's box AP50 on the val split must be well above the same
+    """The demo's Mask R-CNN + SHViT-S1 from scratch, one pass over a small copy of
+    the demo's toy set: the trained model's box AP50 on the val split must be well above the same
     model untrained (an untrained or prior-only detector scores ~0), both scored by
     tools/test.py from their checkpoints."""
     config, checkpoint, _, options = trained_toy()
