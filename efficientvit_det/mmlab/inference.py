@@ -32,7 +32,9 @@ def _strict(inferencer_class):
 
     class Strict(inferencer_class):
         def __init__(self, model, weights=None, **kwargs):
-            self.weights_source = weights  # named in a mismatch message
+            # named in a mismatch message as the user gave it
+            self.weights_source = (weights[len('safe:'):] if str(weights).startswith('safe:')
+                                   else weights)
             super().__init__(model=model, weights=weights, **kwargs)
 
         def _load_weights_to_model(self, model, checkpoint, cfg) -> None:
