@@ -8,7 +8,7 @@ stack (torch alone) the backbones and the latency tool still work.
 import importlib.util
 
 from .models import BACKBONE_NAMES, EfficientViT, SHViT, UniForm, build_backbone
-from .models.neck import TransposedFPN
+from .models.neck import PyramidAdapter, TransposedFPN
 
 __version__ = '0.1.0'
 
@@ -20,8 +20,17 @@ def _register() -> list:
     return register_all()
 
 
+def swap_backbone(config: str, backbone: str, weights=None):
+    """``config`` (a path or ``mmdet::``/``mmseg::`` name) with ``backbone`` in place
+    of its backbone, as a new mmengine ``Config``: see
+    :func:`efficientvit_det.mmlab.swap.swap_backbone` (needs the OpenMMLab stack)."""
+    from .mmlab.swap import swap_backbone as swap
+    return swap(config, backbone, weights)
+
+
 #: the task scopes (``mmdet``, ``mmseg``) whose registries hold our classes
 REGISTERED_SCOPES = _register()
 
-__all__ = ['SHViT', 'EfficientViT', 'UniForm', 'TransposedFPN', 'build_backbone',
+__all__ = ['SHViT', 'EfficientViT', 'UniForm', 'TransposedFPN', 'PyramidAdapter',
+           'build_backbone', 'swap_backbone',
            'BACKBONE_NAMES', 'REGISTERED_SCOPES']

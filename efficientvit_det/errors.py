@@ -80,6 +80,11 @@ class PyramidStrideError(EfficientVitDetError, ValueError):
     """The neck does not fit the backbone's widths or feeds a head the wrong strides."""
 
 
+class SwapRefusedError(EfficientVitDetError, ValueError):
+    """swap_backbone cannot fit the new backbone to a model part: names the part and
+    what it expects."""
+
+
 class ConfigOptionError(EfficientVitDetError, ValueError):
     """A config sets an option that no class receiving it accepts."""
 

@@ -7,6 +7,8 @@ add ``dict(type='PyramidStrideCheckHook')`` to a config's ``custom_hooks``.
 """
 from typing import List, Optional
 
+from torch.nn import Sequential
+
 from ..errors import PyramidStrideError
 
 NECK_ADVICE = ('SHViT / EfficientViT / UniForm emit strides 16/32/64 only: use '
@@ -23,6 +25,12 @@ def backbone_strides(backbone) -> Optional[List[int]]:
 
 
 def neck_strides(neck, in_strides: List[int]) -> Optional[List[int]]:
+    if isinstance(neck, Sequential):  # a list of necks (swap_backbone's adapter first)
+        for part in neck:
+            in_strides = neck_strides(part, in_strides)
+            if in_strides is None:
+                return None
+        return in_strides
     if hasattr(neck, 'out_strides'):
         return list(neck.out_strides)
     if all(hasattr(neck, a) for a in ('start_level', 'backbone_end_level', 'num_outs')):
@@ -62,7 +70,7 @@ def check_pyramid_strides(model) -> None:
     if strides_in is None or neck is None:
         return
     widths = [int(f['num_chs']) for f in backbone.feature_info if 'num_chs' in f]
-    taken = getattr(neck, 'in_channels', None)
+    taken = getattr(neck[0] if isinstance(neck, Sequential) else neck, 'in_channels', None)
     if isinstance(taken, (list, tuple)) and len(widths) == len(strides_in) and \
             list(taken) != widths:
         raise PyramidStrideError(

@@ -14,7 +14,7 @@ from typing import List
 from ..checkpoints import read_checkpoint
 from ..errors import RegistryConflictError
 from ..models import BACKBONES
-from ..models.neck import TransposedFPN
+from ..models.neck import PyramidAdapter, TransposedFPN
 from ..models.timm_backbone import TimmBackbone
 from .hooks import (AtomicLocalBackend, FiniteLossHook, PyramidStrideCheckHook,
                     RankConsistencyHook, RNGStateHook, SafeCheckpointHook, StrictLoadHook)
@@ -25,7 +25,8 @@ TASK_SCOPES = ('mmdet', 'mmseg')
 #: checkpoint schemes of ours: ``release:<name>`` (the papers' files) and ``safe:<path>``
 #: (any local file through the allow-list loader, official layouts converted)
 CHECKPOINT_SCHEMES = ('release:', 'safe:')
-MODEL_CLASSES = dict(BACKBONES, TransposedFPN=TransposedFPN, TimmBackbone=TimmBackbone)
+MODEL_CLASSES = dict(BACKBONES, TransposedFPN=TransposedFPN, PyramidAdapter=PyramidAdapter,
+                     TimmBackbone=TimmBackbone)
 HOOK_CLASSES = (SafeCheckpointHook, RNGStateHook, RankConsistencyHook, StrictLoadHook,
                 FiniteLossHook, PyramidStrideCheckHook)
 

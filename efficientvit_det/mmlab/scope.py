@@ -23,11 +23,27 @@ def registries(cfg_or_scope):
     return importlib.import_module(f'{scope}.registry')
 
 
+def config_path(name: str) -> str:
+    """A config's file: a path, or an installed package's own config named as in
+    ``_base_`` (``mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py``)."""
+    if '::' not in name:
+        return name
+    package, relative = name.split('::', 1)
+    try:
+        from mmengine.utils import get_installed_path
+        return osp.join(get_installed_path(package), '.mim', 'configs', relative)
+    except Exception:  # not installed: mmengine raises a bare Exception or ImportError
+        raise ConfigFileError(f'config not found: {name} ({package} is not installed)'
+                              ) from None
+
+
 def read_config(path: str):
     """mmengine's ``Config.fromfile(path)``, its usual mistakes named in one line: a
     missing file, Python that does not parse, and a ``custom_imports`` module that is
-    not installed (mmengine imports them when it loads the file)."""
+    not installed (mmengine imports them when it loads the file). ``path`` may also
+    name a package's config (:func:`config_path`)."""
     from mmengine.config import Config
+    path = config_path(path)
     if not osp.isfile(path):
         raise ConfigFileError(f'config not found: {path}')
     try:  # mmengine reports a syntax error without its line

@@ -8,6 +8,27 @@ from ..log import log_message
 from .base import FreezableBackbone
 
 
+def check_timm_name(model_name: str) -> None:
+    import timm
+    if model_name not in timm.list_models():
+        raise BackboneArgumentError(
+            f'timm has no model {model_name!r} (timm {timm.__version__}); see '
+            f'timm.list_models(), e.g. {timm.list_models("*fastvit*")[:3]}')
+
+
+def timm_levels(model_name: str):
+    """``[(stride, width), ...]`` of every feature level the timm model has (built
+    without weights), and its pretrained input mean / std on the 0-255 scale."""
+    import timm
+    check_timm_name(model_name)
+    model = timm.create_model(model_name, features_only=True, pretrained=False)
+    info = model.feature_info
+    config = model.pretrained_cfg
+    scale = [255 * v for v in config.get('mean', (0.485, 0.456, 0.406))], \
+        [255 * v for v in config.get('std', (0.229, 0.224, 0.225))]
+    return list(zip(info.reduction(), info.channels())), scale
+
+
 class TimmBackbone(FreezableBackbone):
     """``timm.create_model(model_name, features_only=True)`` with detector knobs.
 
@@ -28,10 +49,7 @@ class TimmBackbone(FreezableBackbone):
                  pretrained: Union[bool, str, None] = False, init_cfg=None, **timm_kwargs):
         super().__init__(init_cfg=init_cfg)
         import timm
-        if model_name not in timm.list_models():
-            raise BackboneArgumentError(
-                f'timm has no model {model_name!r} (timm {timm.__version__}); see '
-                f'timm.list_models(), e.g. {timm.list_models("*fastvit*")[:3]}')
+        check_timm_name(model_name)
         if isinstance(pretrained, str):
             timm_kwargs['pretrained_cfg_overlay'] = dict(file=pretrained)
         elif not pretrained:
