@@ -3,13 +3,13 @@ mmdet's / mmseg's own ResNet-18 + stock FPN in place of SHViT-S1 + TransposedFPN
 (benchmarks/configs/), trained from scratch one after the other in one run, on the
 same toy data, schedule, optimizer, heads and seed, each evaluated on the toy val split.
 
-    python benchmarks/toy_learning.py [--model mask_rcnn|retinanet|semantic_fpn]
+    python benchmarks/toy_learning.py [--model mask_rcnn|retinanet|fcos|semantic_fpn]
         [--epochs N | --iters N] [--every-pass] [--data-root data/toy_coco|data/toy_ade]
         [--out benchmarks/results/toy_learning_<model>] [--control CONFIG ...]
         [--seeds N ...] [--cfg-options KEY=VALUE ...]   # one change, to every arm: an ablation
 
 Prints a table (s/iter; bbox and segm mAP / AP50 / AP_s/m/l, or mIoU and each
-class's IoU) and writes JSON. ``--every-pass`` also evaluates after every pass over
+class's IoU) and writes it beside the JSON (OUT.json, OUT.md). ``--every-pass`` also evaluates after every pass over
 the training images: the learning curve, metrics against training minutes
 (evaluation not counted), of each arm. ``--seeds`` trains every arm once per seed
 (all arms of a seed before the next seed, so that the machine's load drifts over
@@ -33,6 +33,9 @@ MODELS = {
                   'benchmarks/configs/mask_rcnn_r18_toy.py', 'mmdet', 'data/toy_coco'),
     'retinanet': ('configs/toy/retinanet_shvit_s1_toy.py',
                   'benchmarks/configs/retinanet_r18_toy.py', 'mmdet', 'data/toy_coco'),
+    # beyond the R-CNN family: mmdet's FCOS, ours written by tools/swap_backbone.py
+    'fcos': ('benchmarks/configs/fcos_shvit_s1_toy.py',
+             'benchmarks/configs/fcos_r18_toy.py', 'mmdet', 'data/toy_coco'),
     'semantic_fpn': ('configs/toy/fpn_shvit_s1_ade20k_toy.py',
                      'benchmarks/configs/fpn_r18_ade20k_toy.py', 'mmseg', 'data/toy_ade'),
 }
@@ -232,13 +235,27 @@ def main(argv=None):
             # written after every arm: a long run stopped midway keeps what it measured
             with atomic_path(out + '.json') as partial, open(partial, 'w') as f:
                 json.dump(document, f, indent=2)
-    print(table(document))
-    if args.every_pass:
-        print(curve_table(document))
-    if len(args.seeds) > 1:
-        print(seed_table(document))
-    print(f'wrote {out}.json')
+    text = tables(document)
+    print(text)
+    with atomic_path(out + '.md') as partial, open(partial, 'w') as f:
+        f.write(text + '\n')
+    print(f'wrote {out}.json, {out}.md')
     return document
+
+
+def tables(document) -> str:
+    """What the run printed and writes beside its JSON (OUT.md, the text
+    benchmarks/README.md quotes): the table, the curve and the seeds' spread where
+    the run has them, and a line saying when, where and how it ran."""
+    parts = [table(document)]
+    if any(arm.get('curve') for arm in document['arms']):
+        parts.append(curve_table(document))
+    if len(document['seeds']) > 1:
+        parts.append(seed_table(document))
+    machine = document['machine']
+    parts.append(f"({document['time']}, {machine.get('cpu', machine['processor'])}, "
+                 f"`{document['command']}`)")
+    return '\n\n'.join(parts)
 
 
 if __name__ == '__main__':

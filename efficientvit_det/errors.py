@@ -127,8 +127,9 @@ class MissingWeightsError(EfficientVitDetError, ValueError):
 
 # ----------------------------------------------------------------------------- deployment
 
-class ExportUnsupported(EfficientVitDetError, RuntimeError):
-    """The model has parts that cannot be written as ONNX (the message says which)."""
+class ExportUnsupported(EfficientVitDetError, NotImplementedError):
+    """The model has parts that cannot be written as ONNX, or a detector the
+    whole-detector graph does not cover (the message says which)."""
 
 
 class ExportMismatch(EfficientVitDetError, RuntimeError):

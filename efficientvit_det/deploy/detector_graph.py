@@ -27,7 +27,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ..errors import UnreadableImageError
+from ..errors import ExportUnsupported, UnreadableImageError
 from .outputs import as_numpy
 
 OUTPUT_NAMES = ('boxes', 'scores', 'labels', 'masks')
@@ -62,11 +62,12 @@ class DetectorGraph(nn.Module):
             supported = (isinstance(head, AnchorHead) and head.use_sigmoid_cls and
                          _decodes_deltas(head))
         if not supported:
-            raise NotImplementedError(
+            raise ExportUnsupported(
                 f'{type(model).__name__}: whole-detector graphs cover anchor-based single-'
                 'stage detectors with sigmoid scores (RetinaNet) and RPN + StandardRoIHead '
                 'two-stage detectors (Faster / Mask R-CNN, class-specific box and mask '
-                'heads), each with a neck and DeltaXYWHBBoxCoder box decoding')
+                'heads), each with a neck and DeltaXYWHBBoxCoder box decoding; time its '
+                'backbone (without --whole) instead')
         preprocessor = model.data_preprocessor  # its settings (BGR->RGB, mean, std, padding)
         self.channel_order = [2, 1, 0] if preprocessor._channel_conversion else [0, 1, 2]
         self.register_buffer('mean', preprocessor.mean.detach().clone().view(1, 3, 1, 1))

@@ -43,9 +43,10 @@ def read_config(path: str):
     not installed (mmengine imports them when it loads the file). ``path`` may also
     name a package's config (:func:`config_path`)."""
     from mmengine.config import Config
-    path = config_path(path)
+    given, path = path, config_path(path)
     if not osp.isfile(path):
-        raise ConfigFileError(f'config not found: {path}')
+        raise ConfigFileError(f'config not found: {given}' +
+                              (f' (no file {path})' if path != given else ''))
     try:  # mmengine reports a syntax error without its line
         with open(path, encoding='utf-8') as f:
             ast.parse(f.read(), path)

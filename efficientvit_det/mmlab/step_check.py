@@ -7,6 +7,7 @@ loss that is not finite, a backbone the gradient does not reach, a prediction
 of the wrong form. Nothing is downloaded (the model is built without its
 pretrained weights) and no dataset is read.
 """
+import logging
 import math
 from dataclasses import dataclass
 from typing import Dict, List
@@ -35,9 +36,16 @@ def check_one_step(cfg, side: int = CHECK_SIDE) -> StepReport:
     """Build ``cfg.model`` (no weights), run one loss + backward on a ``side`` x
     ``side`` image with two objects, then ``predict`` on it."""
     import torch
+    from mmengine.logging import MMLogger
     from mmengine.model import revert_sync_batchnorm
     model = revert_sync_batchnorm(build_model_from_config(cfg))  # SyncBN needs a process group
-    model.init_weights()  # the heads' own init (a focal loss's prior bias, ...)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # init_weights logs every parameter's init
+    try:
+        model.init_weights()  # the heads' own init (a focal loss's prior bias, ...)
+    finally:
+        logger.setLevel(level)
     queries = getattr(model, 'num_queries', 0)
     if queries:  # DINO picks its queries among the positions, most at stride 8
         side = max(side, 32 * math.ceil(8 * math.sqrt(queries) / 32))
@@ -65,7 +73,8 @@ def check_one_step(cfg, side: int = CHECK_SIDE) -> StepReport:
 
 
 def sum_of(value):
-    return sum(v.sum() for v in value) if isinstance(value, (list, tuple)) else value.sum()
+    total = sum(v.sum() for v in value) if isinstance(value, (list, tuple)) else value.sum()
+    return total.detach()
 
 
 def predicts_masks(model) -> bool:

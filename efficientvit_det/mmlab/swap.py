@@ -19,6 +19,7 @@ The rest of the model and the recipe stay as they are. The plan is written out a
 a config that inherits the given one (:func:`render_config`); :func:`swap_backbone`
 loads that text, so the file the tool writes and the API's config are one thing.
 """
+import math
 import os.path as osp
 import pprint
 import textwrap
@@ -43,14 +44,19 @@ PLAIN_FPN_KEYS = {'type', 'in_channels', 'out_channels', 'num_outs', 'start_leve
 NO_WEIGHTS = (False, 'none', '')
 
 Levels = List[Tuple[int, int]]  # (stride, width), finest first
+#: how a plan fits the levels: the new backbone's own levels (widths rewritten), our
+#: TransposedFPN in place of a plain FPN, or a PyramidAdapter before the model's neck
+METHODS = ('levels', 'TransposedFPN', 'PyramidAdapter')
 
 
 @dataclass
 class SwapPlan:
     """What :func:`plan_swap` changes: ``model`` holds the overrides of ``model``'s
-    keys, ``why`` one line per override, ``custom_imports`` the base's plus ours."""
+    keys, ``why`` one line per override, ``custom_imports`` the base's plus ours;
+    ``method`` says how the levels were fitted (:data:`METHODS`)."""
     base: str
     backbone: str
+    method: str = ''
     model: Dict[str, object] = field(default_factory=dict)
     why: Dict[str, str] = field(default_factory=dict)
     custom_imports: List[str] = field(default_factory=list)
@@ -92,19 +98,30 @@ def plan_swap(config: str, backbone: str, weights=None) -> SwapPlan:
         # the new backbone has every stride read: take those levels, no adapter
         indices = [exact.index(s) for s, _ in wanted]
         given = [available[i] for i in indices]
+        plan.method = 'levels'
         if not fit_consumers(plan, model, consumers, [w for _, w in given]):
+            plan.method = 'PyramidAdapter'
             add_adapter(plan, model, given, wanted, list(range(len(given))), exact_widths=True)
     elif plain_fpn_output(model.get('neck'), wanted, available) is not None:
         indices = list(range(len(available)))
+        plan.method = 'TransposedFPN'
         plan.set('neck', transposed_fpn(model.neck, wanted, available),
                  f'our TransposedFPN in place of the FPN: the same outputs (strides '
                  f'{plain_fpn_output(model.neck, wanted, available)}), its finer levels made '
                  'by 2x2 transposed convolutions')
     else:
+        plan.method = 'PyramidAdapter'
         sources = end_aligned_sources(len(available), len(wanted))
         indices = sorted(set(sources))
         given = [available[i] for i in indices]
         adapter_sources = [indices.index(j) for j in sources]
+        for (stride, _), j in zip(wanted, adapter_sources):
+            ratio = stride / given[j][0]
+            if ratio != 2 ** round(math.log2(ratio)):
+                raise SwapRefusedError(
+                    f'model.{consumers[0] if consumers else "neck"} reads stride {stride}, '
+                    f'which {backbone}\'s strides {[s for s, _ in given]} reach by no power '
+                    'of two')
         widths = [given[j][1] for j in adapter_sources]
         rewritable = fit_consumers(plan, model, consumers, widths, dry_run=True)
         if rewritable:
@@ -132,10 +149,18 @@ def levels_of_original(cfg) -> Levels:
     if isinstance(outs, torch.Tensor):
         outs = [outs]
     if not all(isinstance(x, torch.Tensor) and x.dim() == 4 for x in outs):
+        readers = ', '.join(f'model.{k} ({part_type(cfg.model[k])})'
+                            for k in consumer_keys(cfg.model))
         raise SwapRefusedError(
-            f'model.backbone ({name}) returns {describe(outs)}, which this model\'s heads '
-            'read: swap_backbone fits models that read feature maps (N, C, H, W) only')
+            f'{readers or "the model"} reads what model.backbone ({name}) returns, '
+            f'{describe(outs)}, not feature maps (N, C, H, W): swap_backbone fits models '
+            'whose neck or heads read feature maps')
     return [(round(PROBE_SIDE / x.shape[-1]), int(x.shape[1])) for x in outs]
+
+
+def part_type(part) -> str:
+    parts = part if isinstance(part, (list, tuple)) else [part]
+    return ' + '.join(str(p.get('type')) for p in parts)
 
 
 def describe(outs) -> str:
@@ -186,7 +211,7 @@ def fit_consumers(plan: SwapPlan, model, keys: List[str], widths: List[int],
         updates[key] = value
     if not dry_run:
         for key, value in updates.items():
-            plan.set(key, value, f'{key} reads the new backbone\'s widths')
+            plan.set(key, value, f'{key} takes the new widths {widths}')
     return True
 
 
@@ -349,7 +374,7 @@ def python_literal(value, indent: int = 0, prefix: int = 0) -> str:
 def render_config(plan: SwapPlan, base_ref: str) -> str:
     """The plan as a config file that inherits ``base_ref``, each override with a
     comment saying why."""
-    lines = [f'# {plan.backbone} in place of the backbone of {plan.base}',
+    lines = [f'# {plan.backbone} in place of the backbone of {base_ref}',
              '# (written by tools/swap_backbone.py; everything not set here is the base\'s)',
              f'_base_ = {base_ref!r}',
              f'custom_imports = dict(imports={plan.custom_imports!r}, '

@@ -16,6 +16,7 @@ from efficientvit_det.deploy import detector_graph as graph_module
 from efficientvit_det.deploy.detector_graph import (AGREEMENT, DetectorGraph, as_detections,
                                                     match_detections, reference_detections)
 from efficientvit_det.deploy.targets import build_target
+from efficientvit_det.errors import ExportUnsupported
 from tests.support import ROOT, TOY_MASK_RCNN, cfg_options
 
 onnx = pytest.importorskip('onnx')
@@ -238,12 +239,12 @@ def test_unsupported_detectors_are_named():
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'retinanet_shvit_s1.py'))
     model = build_model_from_config(cfg)
     model.bbox_head.use_sigmoid_cls = False
-    with pytest.raises(NotImplementedError, match='^RetinaNet: whole-detector graphs cover'):
+    with pytest.raises(ExportUnsupported, match='^RetinaNet: whole-detector graphs cover'):
         DetectorGraph(model)
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py'))
     model = build_model_from_config(cfg)
     model.roi_head.mask_head.class_agnostic = True
-    with pytest.raises(NotImplementedError, match='^MaskRCNN: .*class-specific'):
+    with pytest.raises(ExportUnsupported, match='^MaskRCNN: .*class-specific'):
         DetectorGraph(model)
 
 

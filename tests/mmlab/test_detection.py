@@ -11,7 +11,7 @@ import efficientvit_det  # noqa: F401  (registers the modules)
 from efficientvit_det.cli import test as test_tool
 from efficientvit_det.cli.train import train_main
 from efficientvit_det.errors import DatasetNotFoundError, PyramidStrideError
-from efficientvit_det.models.neck import TransposedFPN
+from efficientvit_det.models.neck import PyramidAdapter, TransposedFPN
 # builds cfg.model offline: no pretrained downloads
 from efficientvit_det.mmlab.scope import build_model_from_config as build_from_config
 from mmengine.config import Config
@@ -198,6 +198,26 @@ def test_neck_levels_and_strides(trans, extra, num_outs, strides):
         expected = (math.ceil(height / 16) * 16 // stride, math.ceil(width / 16) * 16 // stride) \
             if stride < 16 else (math.ceil(height / stride), math.ceil(width / stride))
         assert out.shape == (2, 32) + expected, stride
+
+
+def test_adapter_hands_on_each_stride_at_its_size_from_the_stage_it_names():
+    """Strides 4, 8, 8, 8 (a dilated ResNet's) from 16 / 32 / 64 at odd image sizes:
+    each output at its stride's size on the padded image, from the stage its source
+    names (changing one stage changes only the outputs made from it)."""
+    adapter = PyramidAdapter([64, 128, 192], [16, 32, 64], [24, 40, 48, 56], [4, 8, 8, 32])
+    assert adapter.sources == [0, 0, 1, 2]  # the deepest output takes the deepest stage
+    height, width = 333, 517
+    inputs = [torch.randn(1, c, math.ceil(height / s), math.ceil(width / s))
+              for c, s in zip((64, 128, 192), (16, 32, 64))]
+    outs = adapter(inputs)
+    padded = (math.ceil(height / 16) * 16, math.ceil(width / 16) * 16)
+    for out, width_out, stride in zip(outs, (24, 40, 48, 56), (4, 8, 8, 32)):
+        assert out.shape == (1, width_out, math.ceil(padded[0] / stride),
+                             math.ceil(padded[1] / stride)), stride
+    changed = adapter([inputs[0], inputs[1] + 1, inputs[2]])
+    assert [not torch.equal(a, b) for a, b in zip(outs, changed)] == [False, False, True, False]
+    with pytest.raises(ValueError, match='sources'):
+        PyramidAdapter([64], [16], [8, 8], [8, 16], sources=[0, 1])
 
 
 def test_neck_rejects_unknown_extra_convs():

@@ -115,6 +115,8 @@ def test_every_registered_type_builds_in_both_scopes(scope):
         'UniForm': dict(arch='xs'),
         'TransposedFPN': dict(in_channels=[64, 128, 192], out_channels=32, num_outs=5,
                               num_extra_trans_convs=2),
+        'PyramidAdapter': dict(in_channels=[64, 128, 192], in_strides=[16, 32, 64],
+                               out_channels=[32, 32], out_strides=[8, 32]),
         'TimmBackbone': dict(model_name='repvit_m1_1'),
     }
     registry = importlib.import_module(f'{scope}.registry').MODELS
