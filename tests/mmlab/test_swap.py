@@ -88,6 +88,13 @@ def test_a_model_that_reads_no_feature_maps_is_refused_naming_the_part(name):
         plan_swap(config, 'shvit_s1')
 
 
+def test_strides_no_power_of_two_reaches_are_refused_naming_the_part():
+    with pytest.raises(SwapRefusedError, match=r"model.neck reads stride 8, which "
+                       r"timm:vit_small_patch14_dinov2's strides \[14, 14, 14\] reach by no "
+                       "power of two"):
+        plan_swap(ZOO['RTMDet'][0], 'timm:vit_small_patch14_dinov2')
+
+
 def test_a_plain_fpn_becomes_a_transposed_fpn_with_the_strides_the_heads_read():
     from efficientvit_det.mmlab.scope import build_model_from_config
     model = build_model_from_config(swap_backbone(ZOO['FCOS'][0], 'shvit_s1', 'none'))
@@ -212,7 +219,8 @@ def test_a_swapped_config_is_one_of_ours_in_every_tool(toy_coco, tmp_path):
     train_main([config, '--work-dir', str(tmp_path / 'work'), '--cfg-options', *options])
     checkpoint = tmp_path / 'work' / 'epoch_1.pth'
     metrics = test_tool.test_main([config, str(checkpoint), '--work-dir', str(tmp_path / 'test'),
-                                   '--cfg-options', *options])
+                                   '--cfg-options', *options,  # two iterations: low scores
+                                   'model.test_cfg.score_thr=0.0'])
     assert 'coco/bbox_mAP' in metrics
 
     control = os.path.join(ROOT, 'benchmarks', 'configs', 'fcos_r18_toy.py')
