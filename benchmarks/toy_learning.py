@@ -9,12 +9,13 @@ same toy data, schedule, optimizer, heads and seed, each evaluated on the toy va
         [--seeds N ...] [--cfg-options KEY=VALUE ...]   # one change, to every arm: an ablation
 
 Prints a table (s/iter; bbox and segm mAP / AP50 / AP_s/m/l, or mIoU and each
-class's IoU) and writes it beside the JSON (OUT.json, OUT.md). ``--every-pass`` also evaluates after every pass over
-the training images: the learning curve, metrics against training minutes
-(evaluation not counted), of each arm. ``--seeds`` trains every arm once per seed
-(all arms of a seed before the next seed, so that the machine's load drifts over
-all of them alike) and adds a table of each arm's mean and range over the seeds:
-how far one seed's difference can be trusted. The detectors' schedules are passes
+class's IoU) and writes it beside the JSON (OUT.json, OUT.md). ``--every-pass``
+also evaluates after every pass over the training images: the learning curve,
+metrics against training minutes (evaluation not counted), of each arm.
+``--seeds`` trains every arm once per seed (all arms of a seed before the next
+seed, so that the machine's load drifts over all of them alike) and adds a table
+of each arm's mean and range over the seeds: how far one seed's difference can be
+trusted. The detectors' schedules are passes
 (``--epochs``), the Semantic FPN's iterations (``--iters``).
 The machine is shared: compare the rows of one run, not runs across days.
 """

@@ -41,16 +41,12 @@ def main(argv=None):
     if os.path.exists(args.out) and not args.force:
         parser.error(f'{args.out} exists; pass --force to overwrite it')
 
-    from mmengine.config import Config
-
     from ..fileio import atomic_path
+    from ..mmlab.config_writer import base_reference, describe_plan, render_config
     from ..mmlab.scope import build_model_from_config
     from ..mmlab.step_check import check_one_step
-    from ..mmlab.swap import describe_plan, plan_swap, render_config
-    named = '::' in args.config
-    plan = plan_swap(args.config, args.backbone, args.weights)
-    cfg = Config.fromstring(render_config(
-        plan, args.config if named else os.path.abspath(args.config)), '.py')
+    from ..mmlab.swap import swapped
+    plan, cfg = swapped(args.config, args.backbone, args.weights)
     build_model_from_config(cfg)  # the stride check included: nothing written that fails
     if args.check:
         report = check_one_step(cfg)
@@ -58,19 +54,9 @@ def main(argv=None):
             raise SystemExit(f'error: the swapped model does not train: {report}')
         print(f'one step: loss {sum(report.losses.values()):.3f}, gradient into the backbone '
               f'{report.backbone_grad_norm:.3g}; predict: {", ".join(report.prediction)}')
-    base_ref = args.config if named else base_reference(args.config, args.out)
     with atomic_path(args.out) as partial, open(partial, 'w', encoding='utf-8') as f:
-        f.write(render_config(plan, base_ref))
+        f.write(render_config(plan, base_reference(args.config, args.out)))
     print(f'wrote {args.out}: {args.backbone} in {args.config}')
     for line in describe_plan(plan):
         print(f'  {line}')
     return plan
-
-
-def base_reference(config: str, out: str) -> str:
-    """``_base_`` as mmengine reads it, relative to the new file's folder when the
-    two share more than the root (the pair can move together), else absolute."""
-    config, folder = os.path.abspath(config), os.path.dirname(os.path.abspath(out))
-    if os.path.commonpath([config, folder]) == os.path.sep:
-        return config
-    return os.path.relpath(config, folder)

@@ -112,6 +112,7 @@ def without_pretrained_weights(backbone_cfg) -> dict:
     backbones' ``init_cfg`` and a timm backbone's ``pretrained`` dropped."""
     backbone_cfg = dict(backbone_cfg)
     backbone_cfg.pop('init_cfg', None)
-    if 'pretrained' in backbone_cfg:  # TimmBackbone
-        backbone_cfg['pretrained'] = False
+    if 'pretrained' in backbone_cfg:  # TimmBackbone takes False; mmdet's / mmseg's None
+        backbone_cfg['pretrained'] = False if backbone_cfg.get('type') == 'TimmBackbone' \
+            else None
     return backbone_cfg

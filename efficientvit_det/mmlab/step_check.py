@@ -28,8 +28,8 @@ class StepReport:
 
     @property
     def ok(self) -> bool:
-        return all(math.isfinite(v) for v in self.losses.values()) and \
-            self.backbone_grad_norm > 0 and bool(self.prediction)
+        return bool(self.losses) and all(math.isfinite(v) for v in self.losses.values()) \
+            and self.backbone_grad_norm > 0 and bool(self.prediction)
 
 
 def check_one_step(cfg, side: int = CHECK_SIDE) -> StepReport:
@@ -98,7 +98,8 @@ def synthetic_batch(side: int, segmentor: bool, with_masks: bool = False) -> dic
 def synthetic_image(side: int, segmentor: bool, with_masks: bool, generator):
     import torch
     image = torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator)
-    boxes = [(side // 8, side // 8, side // 2, side // 2), (side // 3, side // 4, side - 8, side - 4)]
+    boxes = [(side // 8, side // 8, side // 2, side // 2),
+             (side // 3, side // 4, side - 8, side - 4)]
     meta = dict(img_shape=(side, side), ori_shape=(side, side), pad_shape=(side, side),
                 scale_factor=(1.0, 1.0), img_id=0)
     labels = torch.zeros(side, side, dtype=torch.long)

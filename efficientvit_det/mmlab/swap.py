@@ -21,8 +21,6 @@ loads that text, so the file the tool writes and the API's config are one thing.
 """
 import math
 import os.path as osp
-import pprint
-import textwrap
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -31,6 +29,7 @@ from ..errors import BackboneArgumentError, SwapRefusedError
 from ..models import BACKBONE_NAMES
 from ..models.neck import end_aligned_sources, transposed_fpn_strides
 from ..models.timm_backbone import timm_levels
+from .config_writer import base_reference, plain, render_config
 from .scope import build_from_config, read_config, without_pretrained_weights
 
 #: the input normalisation our backbones' ImageNet weights were trained with (RGB, 0-255)
@@ -42,18 +41,18 @@ PLAIN_FPN_KEYS = {'type', 'in_channels', 'out_channels', 'num_outs', 'start_leve
                   'end_level', 'add_extra_convs', 'relu_before_extra_convs', 'init_cfg'}
 #: values that train the backbone from scratch (``--weights none``)
 NO_WEIGHTS = (False, 'none', '')
+#: the heads that read the backbone's maps in a model without a neck
+HEADS_READING_THE_BACKBONE = ('decode_head', 'auxiliary_head', 'panoptic_head')
 
 Levels = List[Tuple[int, int]]  # (stride, width), finest first
-#: how a plan fits the levels: the new backbone's own levels (widths rewritten), our
-#: TransposedFPN in place of a plain FPN, or a PyramidAdapter before the model's neck
-METHODS = ('levels', 'TransposedFPN', 'PyramidAdapter')
 
 
 @dataclass
 class SwapPlan:
     """What :func:`plan_swap` changes: ``model`` holds the overrides of ``model``'s
     keys, ``why`` one line per override, ``custom_imports`` the base's plus ours;
-    ``method`` says how the levels were fitted (:data:`METHODS`)."""
+    ``method`` says how the levels were fitted: ``levels`` (the new backbone's own,
+    widths rewritten), ``TransposedFPN`` or ``PyramidAdapter``."""
     base: str
     backbone: str
     method: str = ''
@@ -71,11 +70,16 @@ def swap_backbone(config: str, backbone: str, weights=None):
     with ``backbone`` (``shvit_s4``, ``efficientvit_m4``, ``uniform_l``,
     ``timm:<model>``) in place of its backbone. ``weights``: None for the
     backbone's released ImageNet weights where there are some, ``'none'`` for
-    none, or a checkpoint (path, URL, ``release:<name>``)."""
+    none, or a checkpoint (ours: path, URL, ``release:<name>``; timm: a file)."""
+    return swapped(config, backbone, weights)[1]
+
+
+def swapped(config: str, backbone: str, weights=None):
+    """``(plan, Config)``: the plan, and the config its file text loads as."""
     from mmengine.config import Config
-    base = config if '::' in config else osp.abspath(config)
+    base = base_reference(config)
     plan = plan_swap(base, backbone, weights)
-    return Config.fromstring(render_config(plan, base), '.py')
+    return plan, Config.fromstring(render_config(plan, base), '.py')
 
 
 def plan_swap(config: str, backbone: str, weights=None) -> SwapPlan:
@@ -87,52 +91,67 @@ def plan_swap(config: str, backbone: str, weights=None) -> SwapPlan:
         raise SwapRefusedError(f'{config}: model ({model.get("type")}) has no backbone to '
                                'swap (swap_backbone replaces model.backbone)')
     wanted = levels_of_original(cfg)
-    available = levels_of(backbone)
-    plan = SwapPlan(base=config, backbone=backbone)
-    imports = list(cfg.get('custom_imports', {}).get('imports', []))
-    plan.custom_imports = imports + [m for m in ['efficientvit_det'] if m not in imports]
     consumers = consumer_keys(model)
+    if not consumers:
+        heads = [k for k in ('rpn_head', 'roi_head', 'bbox_head') if model.get(k)]
+        raise SwapRefusedError(
+            f'{model.get("type")} reads its backbone without a neck, in '
+            f'{" and ".join(f"model.{k}" for k in heads) or "its heads"} (e.g. a shared ResNet '
+            'stage of a C4 head): swap_backbone fits models whose neck, or decode / '
+            'panoptic head, reads the backbone')
+    available, mean_std = levels_of(backbone)
+    plan = SwapPlan(base=config, backbone=backbone)
+    imports = cfg.get('custom_imports', {}).get('imports', [])
+    imports = [imports] if isinstance(imports, str) else list(imports)
+    plan.custom_imports = imports + [m for m in ['efficientvit_det'] if m not in imports]
 
     exact = [s for s, _ in available]
+    fpn_outputs = plain_fpn_output(model.get('neck'), wanted, available)
     if len({s for s, _ in wanted}) == len(wanted) and all(s in exact for s, _ in wanted):
         # the new backbone has every stride read: take those levels, no adapter
         indices = [exact.index(s) for s, _ in wanted]
         given = [available[i] for i in indices]
-        plan.method = 'levels'
-        if not fit_consumers(plan, model, consumers, [w for _, w in given]):
+        updates = consumer_widths(model, consumers, [w for _, w in wanted],
+                                  [w for _, w in given])
+        if updates is not None:
+            plan.method = 'levels'
+            for key, value in updates.items():
+                plan.set(key, value, f'{key} takes the new widths {[w for _, w in given]}')
+        else:
             plan.method = 'PyramidAdapter'
-            add_adapter(plan, model, given, wanted, list(range(len(given))), exact_widths=True)
-    elif plain_fpn_output(model.get('neck'), wanted, available) is not None:
+            add_adapter(plan, model, given, wanted, list(range(len(given))),
+                        [w for _, w in wanted])
+    elif fpn_outputs is not None:
         indices = list(range(len(available)))
         plan.method = 'TransposedFPN'
-        plan.set('neck', transposed_fpn(model.neck, wanted, available),
-                 f'our TransposedFPN in place of the FPN: the same outputs (strides '
-                 f'{plain_fpn_output(model.neck, wanted, available)}), its finer levels made '
-                 'by 2x2 transposed convolutions')
+        plan.set('neck', transposed_fpn(model.neck, fpn_outputs, available),
+                 f'our TransposedFPN in place of the FPN: the same strides ({fpn_outputs}) and '
+                 'width, its finer levels made by 2x2 transposed convolutions')
     else:
         plan.method = 'PyramidAdapter'
         sources = end_aligned_sources(len(available), len(wanted))
         indices = sorted(set(sources))
         given = [available[i] for i in indices]
-        adapter_sources = [indices.index(j) for j in sources]
-        for (stride, _), j in zip(wanted, adapter_sources):
+        sources = [indices.index(j) for j in sources]
+        for (stride, _), j in zip(wanted, sources):
             ratio = stride / given[j][0]
             if ratio != 2 ** round(math.log2(ratio)):
                 raise SwapRefusedError(
-                    f'model.{consumers[0] if consumers else "neck"} reads stride {stride}, '
-                    f'which {backbone}\'s strides {[s for s, _ in given]} reach by no power '
-                    'of two')
-        widths = [given[j][1] for j in adapter_sources]
-        rewritable = fit_consumers(plan, model, consumers, widths, dry_run=True)
-        if rewritable:
-            fit_consumers(plan, model, consumers, widths)
-        add_adapter(plan, model, given, wanted, adapter_sources, exact_widths=not rewritable)
+                    f'model.{consumers[0]} reads stride {stride}, which {backbone}\'s '
+                    f'strides {[s for s, _ in given]} reach by no power of two')
+        widths = [given[j][1] for j in sources]
+        updates = consumer_widths(model, consumers, [w for _, w in wanted], widths)
+        for key, value in (updates or {}).items():
+            plan.set(key, value, f'{key} takes the new widths {widths}')
+        add_adapter(plan, model, given, wanted, sources,
+                    widths if updates is not None else [w for _, w in wanted])
 
-    plan.set('backbone', backbone_config(backbone, indices, weights, plan),
-             plan.why.get('backbone', ''))
+    config_of, why = backbone_config(backbone, indices, [available[i][0] for i in indices],
+                                     weights)
+    plan.set('backbone', config_of, why)
     if model.get('pretrained') is not None:  # mmseg hands it to the backbone
         plan.set('pretrained', None, f'was {model.pretrained!r}, weights of the old backbone')
-    fit_normalisation(plan, model, backbone)
+    fit_normalisation(plan, model, mean_std)
     return plan
 
 
@@ -169,16 +188,17 @@ def describe(outs) -> str:
     return f'({", ".join(kinds)})'
 
 
-def levels_of(backbone: str) -> Levels:
-    """Every level the new backbone can give."""
+def levels_of(backbone: str):
+    """Every level the new backbone can give, and the input mean / std (0-255) its
+    weights were trained with."""
     if backbone.startswith('timm:'):
-        return timm_levels(backbone[len('timm:'):])[0]
+        return timm_levels(backbone[len('timm:'):])
     if backbone not in BACKBONE_NAMES:
         raise BackboneArgumentError(f'unknown backbone {backbone!r}: one of '
                                     f'{sorted(BACKBONE_NAMES)} or timm:<model>')
     cls, arch = BACKBONE_NAMES[backbone]
-    dims = cls.arch_settings[arch]['embed_dims']
-    return [(16 * 2 ** i, int(width)) for i, width in enumerate(dims)]
+    return list(zip(cls.stage_strides, cls.arch_settings[arch]['embed_dims'])), \
+        IMAGENET_MEAN_STD
 
 
 def consumer_keys(model) -> List[str]:
@@ -186,57 +206,53 @@ def consumer_keys(model) -> List[str]:
     model without one."""
     if model.get('neck'):
         return ['neck']
-    return [k for k in ('decode_head', 'auxiliary_head', 'panoptic_head') if model.get(k)]
+    return [k for k in HEADS_READING_THE_BACKBONE if model.get(k)]
 
 
-def fit_consumers(plan: SwapPlan, model, keys: List[str], widths: List[int],
-                  dry_run: bool = False) -> bool:
-    """Set each consumer's input widths to ``widths`` (one per level, in the order
-    the old backbone gave them); False when one takes its widths in a form not
-    known here (then nothing is set)."""
+def consumer_widths(model, keys: List[str], old: List[int],
+                    new: List[int]) -> Optional[Dict[str, object]]:
+    """Each consumer's config with its input widths set to ``new`` (one per level,
+    in the order the old backbone gave them, whose widths were ``old``); None when
+    one takes its widths in a form not recognised (then the adapter hands on the
+    old widths)."""
     updates = {}
     for key in keys:
         part = model[key]
         if isinstance(part, (list, tuple)):  # a list of necks / of auxiliary heads
-            items = [reads_widths(p, widths) for p in part]
+            readers = part[:1] if key == 'neck' else part  # only the first neck reads it
+            items = [reads_widths(p, old, new) for p in readers]
             if any(item is None for item in items):
-                return False
-            value = [dict(plain(p), **item) for p, item in zip(part, items)]
-            if key == 'neck':  # only the first neck reads the backbone
-                value = [value[0]] + [plain(p) for p in part[1:]]
+                return None
+            value = [dict(plain(p), **item) for p, item in zip(readers, items)]
+            updates[key] = value + [plain(p) for p in part[len(readers):]]
         else:
-            value = reads_widths(part, widths)
-            if value is None:
-                return False
-        updates[key] = value
-    if not dry_run:
-        for key, value in updates.items():
-            plan.set(key, value, f'{key} takes the new widths {widths}')
-    return True
+            updates[key] = reads_widths(part, old, new)
+            if updates[key] is None:
+                return None
+    return updates
 
 
-def reads_widths(part, widths: List[int]) -> Optional[dict]:
-    """The ``in_channels`` (and mmseg's ``c1_in_channels``) of one consumer for
-    these level widths, or None if it takes them in another form."""
+def reads_widths(part, old: List[int], new: List[int]) -> Optional[dict]:
+    """The ``in_channels`` (and mmseg's ``c1_in_channels``) of one consumer for the
+    new widths, when its own say it reads the old ones in order (through
+    ``in_index`` where it has one); else None."""
     taken, index = part.get('in_channels'), part.get('in_index')
     if isinstance(taken, (list, tuple)):
-        if isinstance(index, (list, tuple)):
-            update = dict(in_channels=[widths[i] for i in index])
-        elif len(taken) == len(widths):
-            update = dict(in_channels=list(widths))
-        else:
-            return None
+        index = list(index) if isinstance(index, (list, tuple)) else range(len(old))
+        if list(taken) != [old[i] for i in index]:
+            return None  # another order (YOLOv3's neck: coarsest first) or a subset
+        update = dict(in_channels=[new[i] for i in index])
     elif isinstance(taken, int):
-        if isinstance(index, int):
-            update = dict(in_channels=widths[index])
-        elif len(widths) == 1:
-            update = dict(in_channels=widths[0])
-        else:
+        index = index if isinstance(index, int) else (0 if len(old) == 1 else None)
+        if index is None or taken != old[index]:
             return None
+        update = dict(in_channels=new[index])
     else:
         return None
     if 'c1_in_channels' in part:  # DeepLabV3+'s decoder reads the first map too
-        update['c1_in_channels'] = widths[0]
+        if part['c1_in_channels'] != old[0]:
+            return None
+        update['c1_in_channels'] = new[0]
     return update
 
 
@@ -251,60 +267,65 @@ def plain_fpn_output(neck, wanted: Levels, available: Levels) -> Optional[List[i
     while len(outs) < neck.num_outs:
         outs.append(outs[-1] * 2)
     outs = outs[:neck.num_outs]
-    finest = available[0][0]
-    if outs[0] > finest or finest % outs[0] or finest & (finest - 1):
+    steps = finer_steps(available[0][0], outs[0])
+    if steps is None:
         return None
-    steps = (finest // outs[0]).bit_length() - 1
     built = transposed_fpn_strides([s for s, _ in available], steps, neck.num_outs)
     return outs if built == outs else None
 
 
-def transposed_fpn(neck, wanted: Levels, available: Levels) -> dict:
-    finest = available[0][0]
-    outs = plain_fpn_output(neck, wanted, available)
+def finer_steps(finest: int, wanted: int) -> Optional[int]:
+    """How many 2x transposed convolutions take stride ``finest`` to ``wanted``."""
+    if wanted > finest or finest % wanted or (finest // wanted) & (finest // wanted - 1):
+        return None
+    return (finest // wanted).bit_length() - 1
+
+
+def transposed_fpn(neck, outs: List[int], available: Levels) -> dict:
     return dict(_delete_=True, type='TransposedFPN', in_channels=[w for _, w in available],
                 in_strides=[s for s, _ in available], out_channels=neck.out_channels,
                 num_outs=neck.num_outs,
-                num_extra_trans_convs=(finest // outs[0]).bit_length() - 1,
+                num_extra_trans_convs=finer_steps(available[0][0], outs[0]),
                 add_extra_convs=neck.get('add_extra_convs', False),
                 relu_before_extra_convs=neck.get('relu_before_extra_convs', False))
 
 
 def add_adapter(plan: SwapPlan, model, given: Levels, wanted: Levels, sources: List[int],
-                exact_widths: bool) -> None:
+                widths: List[int]) -> None:
     """A PyramidAdapter before the model's neck (or as the neck of a model that has
-    none), handing on the levels the old backbone gave."""
-    widths = [w for _, w in wanted] if exact_widths else [given[j][1] for j in sources]
+    none), handing on the levels the old backbone gave, at ``widths``."""
     adapter = dict(type='PyramidAdapter', in_channels=[w for _, w in given],
                    in_strides=[s for s, _ in given], out_channels=widths,
                    out_strides=[s for s, _ in wanted], sources=sources)
     why = (f'a PyramidAdapter hands on strides {[s for s, _ in wanted]} (what the old '
            f'backbone gave) from the new backbone\'s {[s for s, _ in given]}')
     neck = model.get('neck')
-    if not neck:
-        plan.set('neck', adapter, why + '; the model had no neck')
+    if not neck:  # _delete_: a base may say neck=None, which a dict cannot merge into
+        plan.set('neck', dict(_delete_=True, **adapter), why + '; the model had no neck')
         return
-    necks = plain(neck) if isinstance(neck, (list, tuple)) else [plain(neck)]
-    widths_set = plan.model.get('neck')  # the first neck's new in_channels, if set
-    if widths_set:
-        necks[0].update(widths_set[0] if isinstance(widths_set, list) else widths_set)
+    necks = plan.model.get('neck') or neck  # with the new widths, if set
+    necks = plain(necks) if isinstance(necks, (list, tuple)) else [plain(neck)]
+    if isinstance(plan.model.get('neck'), dict):
+        necks[0].update(plan.model['neck'])
     plan.set('neck', [adapter] + necks, why + ', then the model\'s own neck')
 
 
-def backbone_config(backbone: str, indices: List[int], weights, plan: SwapPlan) -> dict:
-    """The backbone's config with its weights; ``plan.why['backbone']`` says which."""
+def backbone_config(backbone: str, indices: List[int], strides: List[int], weights):
+    """The backbone's config with its weights, and a line saying which."""
     if backbone.startswith('timm:'):
         name = backbone[len('timm:'):]
         if weights is None:
             pretrained, said = True, "timm's ImageNet weights (fetched when it is built)"
         elif weights in NO_WEIGHTS:
             pretrained, said = False, 'no weights: trained from scratch'
+        elif osp.isfile(weights):
+            pretrained, said = weights, f'weights {weights} (timm\'s layout)'
         else:
-            pretrained, said = weights, f'weights {weights}'
-        plan.why['backbone'] = f'{backbone} levels {indices}, {said}'
+            raise SwapRefusedError(f'--weights {weights}: a timm backbone takes a local file '
+                                   'in timm\'s layout, or none (default: timm\'s own)')
         return dict(_delete_=True, type='TimmBackbone', model_name=name,
                     out_indices=tuple(indices), pretrained=pretrained,
-                    norm_eval=bool(pretrained))
+                    norm_eval=bool(pretrained)), f'{backbone} levels {indices}, {said}'
     cls, arch = BACKBONE_NAMES[backbone]
     if weights is None:
         checkpoint = f'release:{backbone}' if backbone in RELEASE_URLS else None
@@ -317,83 +338,20 @@ def backbone_config(backbone: str, indices: List[int], weights, plan: SwapPlan) 
     if cls.__name__ == 'EfficientViT':
         said += ('; 7x7 attention windows in every stage, as the papers\' detectors (the '
                  'release\'s 4x4 last-stage bias tables are resized on load)')
-    plan.why['backbone'] = (f'{backbone} (strides {[16 * 2 ** i for i in indices]}), '
-                            f'{said}')
     return dict(_delete_=True, type=cls.__name__, arch=arch, out_indices=tuple(indices),
                 norm_eval=checkpoint is not None,
-                init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+                init_cfg=dict(type='Pretrained', checkpoint=checkpoint)), \
+        f'{backbone} (strides {strides}), {said}'
 
 
-def fit_normalisation(plan: SwapPlan, model, backbone: str) -> None:
+def fit_normalisation(plan: SwapPlan, model, mean_std) -> None:
     """The input normalisation the new backbone's weights were trained with."""
     preprocessor = model.get('data_preprocessor')
     if not isinstance(preprocessor, dict) or 'mean' not in preprocessor:
         return
-    if backbone.startswith('timm:'):
-        mean, std = timm_levels(backbone[len('timm:'):])[1]
-    else:
-        mean, std = IMAGENET_MEAN_STD
-    mean, std = [round(v, 3) for v in mean], [round(v, 3) for v in std]
+    mean, std = ([round(v, 3) for v in values] for values in mean_std)
     if list(preprocessor.mean) == mean and list(preprocessor.std) == std and \
             preprocessor.get('bgr_to_rgb'):
         return
     plan.set('data_preprocessor', dict(mean=mean, std=std, bgr_to_rgb=True),
              'the input normalisation of the new backbone\'s ImageNet weights (RGB)')
-
-
-def plain(value):
-    """A config value as plain dicts and lists (ConfigDict -> dict)."""
-    if hasattr(value, 'to_dict'):
-        value = value.to_dict()
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
-def python_literal(value, indent: int = 0, prefix: int = 0) -> str:
-    """A value as Python a person reads: ``dict(k=v)``, one key per line when it
-    does not fit a line after ``indent + prefix`` characters."""
-    value = plain(value)
-    inline = pprint.pformat(value, width=10 ** 6, sort_dicts=False)
-    if isinstance(value, dict):
-        items = [f'{k}={python_literal(v, indent + 4)}' for k, v in value.items()]
-        text = f'dict({", ".join(items)})'
-        if len(text) + indent + prefix <= 88 and '\n' not in text:
-            return text
-        pad = ' ' * (indent + 4)
-        return 'dict(\n' + ''.join(f'{pad}{item},\n' for item in items) + ' ' * indent + ')'
-    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
-        pad = ' ' * (indent + 4)
-        return '[\n' + ''.join(f'{pad}{python_literal(v, indent + 4)},\n' for v in value) + \
-            ' ' * indent + ']'
-    return inline
-
-
-def render_config(plan: SwapPlan, base_ref: str) -> str:
-    """The plan as a config file that inherits ``base_ref``, each override with a
-    comment saying why."""
-    lines = [f'# {plan.backbone} in place of the backbone of {base_ref}',
-             '# (written by tools/swap_backbone.py; everything not set here is the base\'s)',
-             f'_base_ = {base_ref!r}',
-             f'custom_imports = dict(imports={plan.custom_imports!r}, '
-             'allow_failed_imports=False)', '', 'model = dict(']
-    for key in ordered_keys(plan):
-        lines += textwrap.wrap(plan.why[key], 84, initial_indent='    # ',
-                               subsequent_indent='    #   ')
-        lines.append(f'    {key}={python_literal(plan.model[key], 4, len(key) + 1)},')
-    lines.append(')')
-    return '\n'.join(lines) + '\n'
-
-
-def ordered_keys(plan: SwapPlan) -> List[str]:
-    """Backbone first, then what reads it, in the order a model runs."""
-    first = ['backbone', 'neck']
-    return [k for k in first if k in plan.model] + [k for k in plan.model if k not in first]
-
-
-def describe_plan(plan: SwapPlan) -> List[str]:
-    """One line per change, for the tool to print."""
-    return [f'model.{key}: {plan.why[key]}' for key in ordered_keys(plan)]
-

@@ -102,6 +102,8 @@ class EfficientBackbone(FreezableBackbone):
     """
 
     arch_settings: Dict[str, dict] = {}
+    #: the stride of each stage's output: a 16x stem, then a 2x downsample per stage
+    stage_strides: Sequence[int] = (16, 32, 64)
     #: keys an ``arch`` dict must provide
     arch_keys: Sequence[str] = ('embed_dims', 'depths')
 
@@ -144,7 +146,7 @@ class EfficientBackbone(FreezableBackbone):
             stage.with_cp = with_cp
         taps = self.patch_embed.taps
         outputs = [(taps[s][0], s, f'patch_embed.{taps[s][1]}') for s in stem_out_strides]
-        outputs += [(dims[i], 16 * 2 ** i, f'stages.{i}') for i in out_indices]
+        outputs += [(dims[i], self.stage_strides[i], f'stages.{i}') for i in out_indices]
         self.out_channels = [channels for channels, _, _ in outputs]
         self.feature_info = [dict(num_chs=channels, reduction=stride, module=module)
                              for channels, stride, module in outputs]

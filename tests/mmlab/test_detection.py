@@ -216,6 +216,10 @@ def test_adapter_hands_on_each_stride_at_its_size_from_the_stage_it_names():
                              math.ceil(padded[1] / stride)), stride
     changed = adapter([inputs[0], inputs[1] + 1, inputs[2]])
     assert [not torch.equal(a, b) for a, b in zip(outs, changed)] == [False, False, True, False]
+    coarser = PyramidAdapter([64], [16], [32, 48], [64, 128])(inputs[:1])  # 3x3 stride-2
+    assert [tuple(x.shape) for x in coarser] == [
+        (1, 32, math.ceil(height / 64), math.ceil(width / 64)),
+        (1, 48, math.ceil(height / 128), math.ceil(width / 128))]
     with pytest.raises(ValueError, match='sources'):
         PyramidAdapter([64], [16], [8, 8], [8, 16], sources=[0, 1])
 

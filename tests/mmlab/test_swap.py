@@ -30,13 +30,22 @@ ZOO = {
                    'PyramidAdapter', 'PyramidAdapter'),
     'SegFormer head': ('mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
                        'PyramidAdapter', 'levels'),
+    # its neck takes the widths coarsest first: the adapter hands on the old widths
+    'YOLOv3': ('mmdet::yolo/yolov3_d53_8xb8-320-273e_coco.py', 'PyramidAdapter',
+               'PyramidAdapter'),
 }
 #: one backbone of each family and a timm model
 BACKBONES = ('shvit_s1', 'efficientvit_m0', 'uniform_xs', 'timm:resnet18')
-#: refused, with the start of the reason README gives
-REFUSED = {'DPT': ('mmseg::dpt/dpt_vit-b16_8xb2-160k_ade20k-512x512.py',
-                   'model.decode_head (DPTHead) reads what model.backbone (VisionTransformer) '
-                   'returns, (list, list, list, list), not feature maps')}
+BACKBONE_TYPES = {'shvit': 'SHViT', 'efficientvit': 'EfficientViT', 'uniform': 'UniForm'}
+#: refused (with any backbone), with the start of the reason README gives
+REFUSED = {
+    'DPT': ('mmseg::dpt/dpt_vit-b16_8xb2-160k_ade20k-512x512.py',
+            'model.decode_head (DPTHead) reads what model.backbone (VisionTransformer) returns, '
+            '(list, list, list, list), not feature maps'),
+    'Faster R-CNN C4': ('mmdet::faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py',
+                        'FasterRCNN reads its backbone without a neck, in model.rpn_head and '
+                        'model.roi_head'),
+}
 #: cheap enough for the quick lane (a few seconds each); the rest run in the full suite
 QUICK = {('FCOS', 'shvit_s1'), ('RTMDet', 'efficientvit_m0'), ('SegFormer head', 'uniform_xs'),
          ('ATSS', 'timm:resnet18')}
@@ -56,12 +65,30 @@ def zoo_cases():
 
 @pytest.mark.parametrize('config,backbone,method', zoo_cases())
 def test_swapped_model_trains_a_step_and_predicts(config, backbone, method):
+    """The swap builds the new backbone, hands the model's neck or heads the strides
+    its own backbone gave, trains one step (finite losses, gradients into the
+    backbone) and predicts results of the form mmdet's / mmseg's tools read."""
+    from efficientvit_det.mmlab.pyramid import backbone_strides, neck_strides
+    from efficientvit_det.mmlab.scope import build_model_from_config, read_config
     from efficientvit_det.mmlab.step_check import check_one_step
-    assert plan_swap(config, backbone, 'none').method == method
-    report = check_one_step(swap_backbone(config, backbone, weights='none'))
-    assert report.losses and all(torch.isfinite(torch.tensor(v)) for v in report.losses.values())
-    assert report.backbone_grad_norm > 0
-    assert report.prediction, 'predict returned something else than mmdet / mmseg results'
+    from efficientvit_det.mmlab.swap import levels_of_original, swapped
+    plan, cfg = swapped(config, backbone, weights='none')
+    assert plan.method == method
+    model = build_model_from_config(cfg)
+    assert type(model.backbone).__name__ == (
+        'TimmBackbone' if backbone.startswith('timm:') else BACKBONE_TYPES[backbone.split('_')[0]])
+    old = [stride for stride, _ in levels_of_original(read_config(config))]
+    if method == 'PyramidAdapter':
+        first = model.neck[0] if isinstance(model.neck, torch.nn.Sequential) else model.neck
+        assert first.out_strides == old
+    elif method == 'levels':
+        assert backbone_strides(model.backbone) == old
+    else:  # TransposedFPN: the outputs the model's FPN gave on its own backbone
+        original = build_model_from_config(read_config(config))
+        assert neck_strides(model.neck, backbone_strides(model.backbone)) == \
+            neck_strides(original.neck, old)
+    report = check_one_step(cfg)
+    assert report.ok, report
     if 'mask' in config or 'solo' in config:
         assert 'masks' in report.prediction
 
@@ -81,11 +108,22 @@ def test_readme_table_is_what_the_tests_check():
         assert readme_table() in f.read()
 
 
+@pytest.mark.parametrize('backbone', BACKBONES)
 @pytest.mark.parametrize('name', REFUSED)
-def test_a_model_that_reads_no_feature_maps_is_refused_naming_the_part(name):
+def test_models_that_cannot_fit_are_refused_naming_the_part(name, backbone):
     config, reason = REFUSED[name]
     with pytest.raises(SwapRefusedError, match=re.escape(reason)):
-        plan_swap(config, 'shvit_s1')
+        plan_swap(config, backbone)
+
+
+@pytest.mark.parametrize('config', [
+    'mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',  # imports='mmdet.models'
+    'mmseg::vit/vit_deit-s16_upernet_8xb2-80k_ade20k-512x512.py'])  # neck=None
+def test_configs_written_in_other_forms_swap(config):
+    cfg = swap_backbone(config, 'shvit_s1', 'none')
+    assert cfg.custom_imports.imports[-1] == 'efficientvit_det'
+    assert all(len(name) > 1 for name in cfg.custom_imports.imports)
+    assert type(cfg.model.neck).__name__ in ('ConfigDict', 'list')
 
 
 def test_strides_no_power_of_two_reaches_are_refused_naming_the_part():
@@ -136,6 +174,8 @@ def test_weights_default_to_the_release_and_say_where_there_is_none():
     assert plan.model['backbone']['norm_eval'] is False  # statistics of its own to learn
     assert plan_swap(faster, 'timm:resnet18').model['backbone']['pretrained'] is True
     assert plan_swap(faster, 'timm:resnet18', 'none').model['backbone']['pretrained'] is False
+    with pytest.raises(SwapRefusedError, match='a timm backbone takes a local file'):
+        plan_swap(faster, 'timm:resnet18', 'https://example.org/resnet18.pth')
     plan = plan_swap(faster, 'efficientvit_m0', 'mine.pth')
     assert plan.model['backbone']['init_cfg']['checkpoint'] == 'mine.pth'
     assert '7x7 attention windows' in plan.why['backbone']
@@ -179,6 +219,11 @@ def test_the_tool_writes_the_config_the_function_returns(tmp_path, capsys):
     from efficientvit_det.mmlab.scope import read_config
     written = read_config(str(out))
     assert written.model.to_dict() == swap_backbone(base, 'shvit_s1', 'none').model.to_dict()
+
+    plan = tool.main([base, '--backbone', 'uniform_xs', '--out', str(out), '--force',
+                      '--check'])
+    assert 'one step: loss' in capsys.readouterr().out and plan.backbone == 'uniform_xs'
+    assert "type='UniForm'" in out.read_text()
 
     out.write_text('# mine\n')  # never overwritten without --force
     with pytest.raises(SystemExit):
