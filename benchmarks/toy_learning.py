@@ -236,7 +236,7 @@ def main(argv=None):
             # written after every arm: a long run stopped midway keeps what it measured
             with atomic_path(out + '.json') as partial, open(partial, 'w') as f:
                 json.dump(document, f, indent=2)
-    text = tables(document)
+    text = tables(document, args.every_pass)
     print(text)
     with atomic_path(out + '.md') as partial, open(partial, 'w') as f:
         f.write(text + '\n')
@@ -244,12 +244,13 @@ def main(argv=None):
     return document
 
 
-def tables(document) -> str:
+def tables(document, every_pass: bool = False) -> str:
     """What the run printed and writes beside its JSON (OUT.md, the text
-    benchmarks/README.md quotes): the table, the curve and the seeds' spread where
-    the run has them, and a line saying when, where and how it ran."""
+    benchmarks/README.md quotes): the table, the curve (``every_pass``) and the
+    seeds' spread where the run has them, and a line saying when, where and how it
+    ran."""
     parts = [table(document)]
-    if any(arm.get('curve') for arm in document['arms']):
+    if every_pass:
         parts.append(curve_table(document))
     if len(document['seeds']) > 1:
         parts.append(seed_table(document))

@@ -13,8 +13,8 @@ model = dict(
         norm_eval=False,
         init_cfg=dict(type='Pretrained', checkpoint=None),
     ),
-    # our TransposedFPN in place of the FPN: the same outputs (strides [8, 16, 32,
-    #   64, 128]), its finer levels made by 2x2 transposed convolutions
+    # our TransposedFPN in place of the FPN: the same strides ([8, 16, 32, 64, 128])
+    #   and width, its finer levels made by 2x2 transposed convolutions
     neck=dict(
         _delete_=True,
         type='TransposedFPN',

@@ -2,6 +2,7 @@
 registries are, and how a model is built from it or unwrapped from a wrapper."""
 import ast
 import contextlib
+import copy
 import importlib
 import os.path as osp
 
@@ -100,7 +101,7 @@ def build_model_from_config(cfg):
     pyramid strides checked."""
     if isinstance(cfg, str):
         cfg = read_config(cfg)
-    model_cfg = cfg.model.copy()
+    model_cfg = copy.deepcopy(cfg.model)  # some models (DINO) write into their config
     model_cfg.backbone = without_pretrained_weights(model_cfg.backbone)
     model = build_from_config(cfg, 'MODELS', model_cfg)
     check_pyramid_strides(model)

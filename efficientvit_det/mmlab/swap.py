@@ -300,8 +300,9 @@ def add_adapter(plan: SwapPlan, model, given: Levels, wanted: Levels, sources: L
     why = (f'a PyramidAdapter hands on strides {[s for s, _ in wanted]} (what the old '
            f'backbone gave) from the new backbone\'s {[s for s, _ in given]}')
     neck = model.get('neck')
-    if not neck:  # _delete_: a base may say neck=None, which a dict cannot merge into
-        plan.set('neck', dict(_delete_=True, **adapter), why + '; the model had no neck')
+    if not neck:  # a base saying neck=None: a dict merges into it only with _delete_
+        plan.set('neck', dict(_delete_=True, **adapter) if 'neck' in model else adapter,
+                 why + '; the model had no neck')
         return
     necks = plan.model.get('neck') or neck  # with the new widths, if set
     necks = plain(necks) if isinstance(necks, (list, tuple)) else [plain(neck)]
