@@ -53,7 +53,6 @@ class SwapPlan:
     keys, ``why`` one line per override, ``custom_imports`` the base's plus ours;
     ``method`` says how the levels were fitted: ``levels`` (the new backbone's own,
     widths rewritten), ``TransposedFPN`` or ``PyramidAdapter``."""
-    base: str
     backbone: str
     method: str = ''
     model: Dict[str, object] = field(default_factory=dict)
@@ -100,7 +99,7 @@ def plan_swap(config: str, backbone: str, weights=None) -> SwapPlan:
             'stage of a C4 head): swap_backbone fits models whose neck, or decode / '
             'panoptic head, reads the backbone')
     available, mean_std = levels_of(backbone)
-    plan = SwapPlan(base=config, backbone=backbone)
+    plan = SwapPlan(backbone=backbone)
     imports = cfg.get('custom_imports', {}).get('imports', [])
     imports = [imports] if isinstance(imports, str) else list(imports)
     plan.custom_imports = imports + [m for m in ['efficientvit_det'] if m not in imports]

@@ -219,6 +219,9 @@ def test_the_tool_writes_the_config_the_function_returns(tmp_path, capsys):
     from efficientvit_det.mmlab.scope import read_config
     written = read_config(str(out))
     assert written.model.to_dict() == swap_backbone(base, 'shvit_s1', 'none').model.to_dict()
+    import efficientvit_det  # the public name gives the same config
+    assert efficientvit_det.swap_backbone(base, 'shvit_s1', 'none').model.to_dict() == \
+        written.model.to_dict()
 
     plan = tool.main([base, '--backbone', 'uniform_xs', '--out', str(out), '--force',
                       '--check'])
