@@ -4,11 +4,14 @@ fresh process, its own copy of the demo data generated, its own work dir), one
 after the other, timed from the command to its last line.
 
     python benchmarks/demo_seeds.py [--seeds 0 1 2] [--work-dir work_dirs/demo_seeds]
-        [--out benchmarks/results/demo_seeds]
+        [--epochs N [--every-pass]] [--out benchmarks/results/demo_seeds]
 
 Prints a table (bbox / segm mAP and AP50, minutes, eager and ONNX Runtime ms per
 image) with the mean and range over the seeds, and writes OUT.json and OUT.md (the
-table benchmarks/README.md shows).
+table benchmarks/README.md shows). ``--epochs N`` trains N passes (the demo's
+``--epochs``: the decay stretched over them); with ``--every-pass`` the val split is
+scored after every pass too, and a learning curve (mAP against training minutes)
+joins the table: what a longer demo would reach.
 """
 import argparse
 import json
@@ -27,19 +30,56 @@ COLUMNS = (('bbox mAP', 'coco/bbox_mAP', '.3f'), ('bbox AP50', 'coco/bbox_mAP_50
            ('eager ms', 'eager_ms', '.0f'), ('ONNX Runtime ms', 'onnxruntime_ms', '.0f'))
 
 
-def run_seed(seed: int, work_dir: str) -> dict:
-    """One demo run for ``seed``: its demo_metrics.json plus the wall-clock minutes."""
+CURVE_KEYS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP')
+
+
+def run_seed(seed: int, work_dir: str, epochs=None, every_pass: bool = False) -> dict:
+    """One demo run for ``seed``: its demo_metrics.json plus the wall-clock minutes
+    (and, ``every_pass``, the val metrics after each pass)."""
     folder = osp.join(work_dir, f'seed_{seed}')
+    command = [sys.executable, 'tools/demo.py', '--seed', str(seed), '--work-dir',
+               osp.join(folder, 'work'), '--data-root', osp.join(folder, 'data')]
+    command += ['--epochs', str(epochs)] if epochs else []
+    if every_pass:
+        command += ['--cfg-options', 'train_cfg.val_interval=1', 'train_cfg.val_begin=1']
     start = time.time()
-    subprocess.run([sys.executable, 'tools/demo.py', '--seed', str(seed), '--work-dir',
-                    osp.join(folder, 'work'), '--data-root', osp.join(folder, 'data')],
-                   cwd=ROOT, check=True)
+    subprocess.run(command, cwd=ROOT, check=True)
     minutes = (time.time() - start) / 60
     with open(osp.join(ROOT, folder, 'work', 'demo_metrics.json')) as f:
         metrics = json.load(f)
     latency = metrics.pop('latency_ms')
-    return dict(metrics, seed=seed, minutes=minutes, eager_ms=latency.get('eager'),
-                onnxruntime_ms=latency.get('onnxruntime'))
+    run = dict(metrics, seed=seed, minutes=minutes, eager_ms=latency.get('eager'),
+               onnxruntime_ms=latency.get('onnxruntime'))
+    if every_pass:
+        run['curve'] = pass_curve(osp.join(ROOT, folder, 'work'))
+    return run
+
+
+def pass_curve(work_dir: str) -> list:
+    """The val metrics logged after each pass, with the training minutes up to it
+    (the logged seconds per iteration times the iterations between log lines)."""
+    from efficientvit_det.mmlab.visualize import read_scalars
+    curve, seconds, last_step = [], 0.0, 0
+    for record in read_scalars(work_dir):
+        if 'loss' in record:  # a training log line
+            seconds += record['time'] * (record['step'] - last_step)
+            last_step = record['step']
+        elif CURVE_KEYS[0] in record:
+            curve.append(dict({key: record[key] for key in CURVE_KEYS},
+                              train_minutes=seconds / 60, iterations=last_step))
+    return curve
+
+
+def curve_table(runs) -> str:
+    """Markdown: a row per seed and pass: the training minutes and the val mAP then."""
+    lines = ['| seed | pass | iterations | training min | bbox mAP | bbox AP50 | segm mAP |',
+             '|---|---|---|---|---|---|---|']
+    for run in runs:
+        for index, point in enumerate(run.get('curve', []), 1):
+            lines.append(f'| {run["seed"]} | {index} | {point["iterations"]} | '
+                         f'{point["train_minutes"]:.1f} | ' + ' | '.join(
+                             f'{point[key]:.3f}' for key in CURVE_KEYS) + ' |')
+    return '\n'.join(lines)
 
 
 def table(runs) -> str:
@@ -74,6 +114,10 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--work-dir', default='work_dirs/demo_seeds')
+    parser.add_argument('--epochs', type=int, help="passes over the training images "
+                        "(default the demo's)")
+    parser.add_argument('--every-pass', action='store_true',
+                        help='also score the val split after every pass: a learning curve')
     parser.add_argument('--out', default='benchmarks/results/demo_seeds')
     args = parser.parse_args(argv)
     if len(set(args.seeds)) < len(args.seeds):
@@ -86,12 +130,14 @@ def main(argv=None):
                     targets=TARGETS, runs=runs)
     for seed in args.seeds:
         print(f'[demo_seeds] seed {seed}: python tools/demo.py --seed {seed}', flush=True)
-        runs.append(run_seed(seed, args.work_dir))
+        runs.append(run_seed(seed, args.work_dir, args.epochs, args.every_pass))
         document['verdict'] = verdict(runs)
         # written after every seed: a long run stopped midway keeps what it measured
         with atomic_path(osp.join(ROOT, args.out + '.json')) as partial, open(partial, 'w') as f:
             json.dump(document, f, indent=2)
-    rendered = (f'{table(runs)}\n\n{document["verdict"]} ({document["time"]}, '
+    curve = f'\n\nAfter each pass (training minutes from the logged iteration times):\n\n' \
+        f'{curve_table(runs)}' if args.every_pass else ''
+    rendered = (f'{table(runs)}{curve}\n\n{document["verdict"]} ({document["time"]}, '
                 f'{document["machine"]["cpu"]}, `{document["command"]}`)\n')
     with atomic_path(osp.join(ROOT, args.out + '.md')) as partial, open(partial, 'w') as f:
         f.write(rendered)

@@ -127,6 +127,11 @@ class MissingWeightsError(EfficientVitDetError, ValueError):
 
 # ----------------------------------------------------------------------------- deployment
 
+class InputTooLargeError(EfficientVitDetError, MemoryError):
+    """An input size at which a tensor of the model's would not fit in memory,
+    refused before anything of that size is allocated."""
+
+
 class ExportUnsupported(EfficientVitDetError, NotImplementedError):
     """The model has parts that cannot be written as ONNX, or a detector the
     whole-detector graph does not cover (the message says which)."""

@@ -106,8 +106,22 @@ def check_outputs_apart(inputs, outputs) -> None:
         taken[real] = output
 
 
+#: the signal that stopped this process, once one has (see exit_cleanly_on_sigterm)
+_STOPPED_BY = []
+
+
 def exit_cleanly_on_sigterm() -> None:
     """Turn SIGTERM (a scheduler's or ``kill``'s stop) into ``SystemExit``, so the
     ``finally`` blocks above still remove partial files; Python's default would
-    end the process without running them."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    end the process without running them. The signal is also recorded
+    (:func:`stopped_by_signal`): a library's bare ``except:`` may turn the
+    ``SystemExit`` into an error of its own (mmengine's config formatting does)."""
+    def stop(signum, frame):
+        _STOPPED_BY.append(signum)
+        sys.exit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def stopped_by_signal():
+    """The signal number that stopped this process through the handler above, or None."""
+    return _STOPPED_BY[0] if _STOPPED_BY else None

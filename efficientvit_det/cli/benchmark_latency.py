@@ -156,6 +156,9 @@ def _run(parser, args, modes, argv):
         if not all(t.takes_batches for t in targets) and args.batch != [1]:
             parser.error('--whole: a detector takes one image at a time; leave --batch out '
                          '(or --batch 1)')
+    for target in targets:  # a size that cannot fit: refused before any row runs
+        for height, width in args.shape:
+            target.check_fits(max(args.batch), height, width, args.device)
     invocation = sys.argv[1:] if argv is None else list(argv)
     command = ' '.join(shlex.quote(a) for a in
                        ['python', 'tools/benchmark_latency.py'] + invocation)

@@ -6,7 +6,7 @@ import sys
 from typing import Callable, Tuple
 
 from ..errors import EfficientVitDetError
-from ..fileio import exit_cleanly_on_sigterm
+from ..fileio import exit_cleanly_on_sigterm, stopped_by_signal
 
 #: smallest input side a tool takes: the coarsest stride the detection configs pad to
 MIN_SIDE = 32
@@ -23,6 +23,13 @@ def run(main: Callable[[], object]) -> None:
         result = main()
     except EfficientVitDetError as err:
         sys.exit(f'error: {message_of(err)}')
+    except Exception:
+        signum = stopped_by_signal()
+        if signum is None:
+            raise  # a bug: its traceback
+        # SIGTERM's exit, turned into another error by a library's bare except
+        print(f'stopped by signal {signum}', file=sys.stderr)
+        sys.exit(128 + signum)
     _leave_process_group()
     if isinstance(result, int) and not isinstance(result, bool):
         sys.exit(result)  # an entry point's own exit code (an export that does not match)

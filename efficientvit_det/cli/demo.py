@@ -5,7 +5,7 @@ ONNX (NMS and RoIAlign inside), checked against PyTorch and mmdet on val images,
 and timed against eager PyTorch.
 
     python tools/demo.py [--config C] [--work-dir work_dirs/demo]
-        [--data-root data/toy_coco_demo] [--epochs N] [--score-thr T] [--seed S]
+        [--data-root DIR] [--epochs N] [--score-thr T] [--seed S]
         [--cfg-options KEY=VALUE ...]
 """
 import argparse
@@ -15,12 +15,7 @@ import os.path as osp
 import time
 from typing import List, Optional
 
-import torch
-
-from ..benchmark.grid import run_grid
-from ..deploy.detector_graph import image_input
-from ..deploy.onnx_export import describe, export_checked
-from ..deploy.targets import build_target
+from ..benchmark.deployment import export_check_and_time
 from ..fileio import atomic_path, check_folder_ours, claim_folder
 from ..mmlab.inference import build_inferencer, run_inference
 from ..mmlab.scope import read_config
@@ -45,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--work-dir', default='work_dirs/demo',
                         help="an empty folder or an earlier demo's (never another run's)")
-    parser.add_argument('--data-root', default='data/toy_coco_demo',
-                        help='the demo toy set, generated there when absent')
+    parser.add_argument('--data-root', help="the demo toy set, generated there when absent "
+                        "(default: the config's data root)")
     parser.add_argument('--epochs', type=at_least(1), help='override the schedule length')
     parser.add_argument('--score-thr', type=fraction, default=0.5,
                         help='draw detections scoring at least this (default 0.5)')
@@ -60,9 +55,10 @@ def main(argv: Optional[List[str]] = None):
     args = build_parser().parse_args(argv)
     start = time.time()
     check_folder_ours(args.work_dir, DEMO_MARKER, 'tools/demo.py')  # before writing data
-    ensure_toy_coco(args.data_root, DEMO_PROFILE)
+    root = (args.data_root or read_config(args.config).train_dataloader.dataset.data_root)
+    root = root.rstrip('/') + '/'
+    ensure_toy_coco(root, DEMO_PROFILE)
     claim_folder(args.work_dir, DEMO_MARKER, 'tools/demo.py')
-    root = args.data_root.rstrip('/') + '/'
     options = (toy_run_options(args.config, root, args.epochs)
                + [f'randomness.seed={args.seed}'] + args.cfg_options)
     print(f'[demo] training {args.config} on CPU (progress: iteration, loss, ETA every 10 '
@@ -84,8 +80,9 @@ def main(argv: Optional[List[str]] = None):
     curve = plot_curves([args.work_dir], ['loss'], osp.join(args.work_dir, 'loss_curve.png'),
                         title=f'{osp.basename(args.config)}, demo toy COCO')
     onnx_path = osp.join(args.work_dir, 'detector.onnx')
-    deployment = deploy(args.config, checkpoint, sorted(glob.glob(osp.join(root, 'val', '*'))),
-                        onnx_path)
+    deployment = export_check_and_time(
+        args.config, checkpoint, sorted(glob.glob(osp.join(root, 'val', '*')))[:CHECKED_IMAGES],
+        onnx_path)
     summary = dict(metrics, minutes=(time.time() - start) / 60, train_minutes=train_minutes,
                    seed=args.seed, **deployment)
     with atomic_path(osp.join(args.work_dir, 'demo_metrics.json')) as staged, \
@@ -101,23 +98,3 @@ def main(argv: Optional[List[str]] = None):
     print(f'[demo] loss curve:  {curve or "none (fewer iterations than the logging interval)"}')
     print(f'[demo] checkpoints: {args.work_dir}/epoch_*.pth')
     return metrics
-
-
-def deploy(config: str, checkpoint: str, val_images: List[str], out: str) -> dict:
-    """Export the trained whole detector (BatchNorms folded, as deployed) to ``out``,
-    check it on val images against the graph in PyTorch and mmdet's ``predict``, and
-    time eager PyTorch against ONNX Runtime on one of them, side by side; returns
-    what it found. A mismatch ends the demo (ExportMismatch) with the file set aside."""
-    width, height = read_config(config).toy_image_scale
-    print(f'[demo] exporting the whole detector to ONNX at {height}x{width} and checking '
-          f'it on {CHECKED_IMAGES} val images ...')
-    target = build_target(config=config, whole=True, checkpoint=checkpoint).fuse()
-    images = [image_input(path, height, width) for path in val_images[:CHECKED_IMAGES]]
-    reports = export_checked(target, images, out, trained=True)
-    print('\n'.join(describe(report) for report in reports))
-    target.image = images[0]
-    print('[demo] timing eager PyTorch and ONNX Runtime on one val image (ms per image):')
-    rows = run_grid([target], [(height, width)], [1], ['eager', 'onnxruntime'], 'cpu',
-                    threads=torch.get_num_threads(), iters=20, warmup=3)
-    return dict(onnx=out, onnx_checked_images=len(images),
-                latency_ms={row['mode']: row.get('median_ms') for row in rows})

@@ -76,6 +76,7 @@ def main(argv=None):
         target.fuse()
     height, width = args.shape
     second = (height + 72, width + 40)  # a --dynamic export's check: not multiples of 32
+    target.check_fits(args.batch + args.dynamic, *(second if args.dynamic else args.shape))
     if not target.takes_batches:
         if args.batch != 1:
             parser.error('a whole detector takes one image: --batch 1')

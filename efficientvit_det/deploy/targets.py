@@ -16,6 +16,7 @@ from torch import nn
 from ..models.checking import randomize_for_checking_
 from .detector_graph import (DetectorGraph, as_detections, detections_agree, format_match,
                              match_detections, noise_image)
+from .memory import check_fits_in_memory
 from .onnx_export import compare_detections_with_onnxruntime, compare_with_onnxruntime
 from .outputs import max_relative_error
 
@@ -40,6 +41,12 @@ class Target:
     def example(self, batch: int, height: int, width: int) -> torch.Tensor:
         """The seeded input a row is checked and timed on (and its MACs counted on)."""
         return torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
+
+    def check_fits(self, batch: int, height: int, width: int, device: str = 'cpu') -> None:
+        """Refuse in one line, before allocating, a size at which one tensor of the
+        model's would not fit in the device's free memory."""
+        check_fits_in_memory(self.model, (batch if self.takes_batches else 1, 3, height, width),
+                             self.name, device)
 
     def disagreement(self, reference: Sequence, outputs: Sequence, precision: str,
                      image_shape: Tuple[int, int]) -> Tuple[Optional[float], Optional[str]]:
@@ -77,9 +84,13 @@ class DetectorTarget(Target):
     tensors."""
 
     takes_batches = False
-    #: the image rows are checked and timed on at its size (else noise): a trained
-    #: detector finds objects in a real image, so every stage does its full work
-    image: Optional[torch.Tensor] = None
+
+    def __init__(self, name: str, kind: str, model: nn.Module,
+                 image: Optional[torch.Tensor] = None):
+        super().__init__(name, kind, model)
+        #: the image rows are checked and timed on at its size (else noise): a trained
+        #: detector finds objects in a real image, so every stage does its full work
+        self.image = image
 
     @property
     def output_names(self) -> List[str]:
@@ -147,7 +158,8 @@ def config_name(config: str) -> str:
 
 def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
                  whole: bool = False, checkpoint: Optional[str] = None,
-                 post_processing: bool = True, cfg_options: Optional[dict] = None) -> Target:
+                 post_processing: bool = True, cfg_options: Optional[dict] = None,
+                 image: Optional[torch.Tensor] = None) -> Target:
     """Our backbone name, ``timm:<name>``, or a config (its backbone, or with
     ``whole`` the whole model: a detector from image to final detections, NMS and
     mask head included (:class:`DetectorGraph`; without ``post_processing``,
@@ -156,18 +168,20 @@ def build_target(backbone: Optional[str] = None, config: Optional[str] = None,
     a backbone name, a whole-model one for a config); otherwise random non-trivial
     ones (seeded: the same on every call), so that the checks of the outputs (modes
     against eager, ONNX against PyTorch) see every part of it. Nothing is fetched
-    that was not asked for: a config's pretrained backbone weights are not."""
+    that was not asked for: a config's pretrained backbone weights are not. ``image``
+    (a whole detector's): the image its rows are checked and timed on at that size."""
     with torch.random.fork_rng(devices=[]):  # the same random weights on every call
         torch.manual_seed(0)
         target = _build(backbone, config, whole, checkpoint, post_processing,
-                        cfg_options or {})
+                        cfg_options or {}, image)
     if checkpoint is None:
         target.randomize_()
     target.model.eval()
     return target
 
 
-def _build(backbone, config, whole, checkpoint, post_processing, cfg_options) -> Target:
+def _build(backbone, config, whole, checkpoint, post_processing, cfg_options,
+           image) -> Target:
     if backbone:
         if backbone.startswith('timm:'):
             import timm
@@ -200,6 +214,6 @@ def _build(backbone, config, whole, checkpoint, post_processing, cfg_options) ->
     if config_scope(cfg) != 'mmdet':
         return Target(name, 'whole', TensorModeModel(model))
     if post_processing:
-        return DetectorTarget(name, 'whole', DetectorGraph(model))
+        return DetectorTarget(name, 'whole', DetectorGraph(model), image)
     from mmdet.structures import DetDataSample
     return Target(name, 'whole', TensorModeModel(model, DetDataSample))

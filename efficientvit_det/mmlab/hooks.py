@@ -189,7 +189,8 @@ class FiniteLossHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        scalars = {name: float(value) for name, value in (outputs or {}).items()
+        scalars = {name: float(value.detach() if isinstance(value, torch.Tensor) else value)
+                   for name, value in (outputs or {}).items()
                    if isinstance(value, float)
                    or isinstance(value, torch.Tensor) and value.numel() == 1}
         broken = {name: value for name, value in scalars.items() if not math.isfinite(value)}

@@ -1,6 +1,7 @@
 """What is measured and exported: built one way, whatever the model, and asked
 (example input, output check, stages, names) instead of tested for its type."""
 import os
+import re
 
 import pytest
 import torch
@@ -69,3 +70,35 @@ def test_the_detector_graph_keeps_no_state_between_stages():
     assert set(vars(graph)) == before
     with pytest.raises(ValueError, match='one image'):
         graph(torch.rand(2, 3, 96, 128))
+
+
+def test_the_memory_bound_is_the_largest_tensor_a_real_run_makes():
+    """The meta-device run (no data) finds the same largest tensor as a real run."""
+    from efficientvit_det.deploy.memory import _LargestTensor, largest_tensor_bytes
+    for name in ('shvit_s1', 'efficientvit_m0', 'uniform_xs'):
+        model = build_target(backbone=name).model
+        real = _LargestTensor()
+        with torch.no_grad(), real:
+            model(torch.randn(1, 3, 128, 96))
+        assert largest_tensor_bytes(model, (1, 3, 128, 96)) == real.largest > 0, name
+
+
+@pytest.mark.parametrize('argv', [
+    ['--backbone', 'shvit_s1'],
+    ['--config', os.path.join(ROOT, 'configs', 'mask_rcnn_shvit_s1.py'), '--whole']],
+    ids=['backbone', 'whole_detector'])
+def test_a_size_that_cannot_fit_is_refused_before_anything_of_it_is_allocated(argv, tmp_path):
+    """At 20000x20000 SHViT's global attention alone makes a 568 GiB tensor: the export
+    and the latency tool refuse it in one line, before allocating the input (a 4.5 GiB
+    tensor for the input alone), and write nothing."""
+    from efficientvit_det.cli import benchmark_latency, export_onnx
+    from efficientvit_det.cli.common import run
+    name = 'shvit_s1' if '--backbone' in argv else 'mask_rcnn_shvit_s1'
+    for tool, extra in ((export_onnx, ['--out', str(tmp_path / 'big.onnx')]),
+                        (benchmark_latency, ['--out', str(tmp_path / 'timed')])):
+        with pytest.raises(SystemExit) as refused:
+            run(lambda: tool.main(argv + ['--shape', '20000x20000'] + extra))
+        assert re.fullmatch(rf'error: {name} at input 1x3x20000x20000 makes a tensor of 568\.4 '
+                            r'GiB, more than the [\d.]+ GiB free on cpu: choose a smaller '
+                            r'--shape \(or --batch\)', str(refused.value.code)), refused.value.code
+    assert not os.listdir(tmp_path)

@@ -522,6 +522,37 @@ def test_two_process_cpu_ddp_ranks_agree(toy_coco, tmp_path):
     assert report['ranks'] == 2 and report['agree'] is True
 
 
+def test_sigterm_caught_by_a_librarys_bare_except_still_ends_as_sigterm(monkeypatch, capsys):
+    """mmengine formats a config inside a bare ``except:`` and raises SyntaxError for
+    whatever it caught: a SIGTERM while a runner is built (the demo's) ended as that
+    SyntaxError's traceback. It ends as SIGTERM does: one line, exit 128 + 15. An
+    error with no signal behind it keeps its traceback."""
+    import mmengine.config.config as mmengine_config
+    from mmengine.config import Config
+
+    from efficientvit_det import fileio
+    from efficientvit_det.cli import common
+
+    def terminated_while_formatting(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+
+    monkeypatch.setattr(mmengine_config, 'FormatCode', terminated_while_formatting)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            common.run(lambda: Config(dict(model=dict(type='X'))).pretty_text)
+        assert stopped.value.code == 128 + signal.SIGTERM
+        assert capsys.readouterr().err.strip() == f'stopped by signal {int(signal.SIGTERM)}'
+        fileio._STOPPED_BY.clear()
+        with pytest.raises(SyntaxError):  # no signal: mmengine's error, as it raised it
+            monkeypatch.setattr(mmengine_config, 'FormatCode', lambda *a, **k: 1 / 0)
+            common.run(lambda: Config(dict(model=dict(type='X'))).pretty_text)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        fileio._STOPPED_BY.clear()
+
+
 def test_a_finished_run_leaves_its_process_group(monkeypatch):
     """Left to interpreter shutdown, gloo's threads abort a finished rank now and then
     (SIGABRT; torchrun then fails the job): the CLI ends the group itself."""
@@ -613,6 +644,32 @@ def test_checkpoint_that_does_not_fit_stops_training_before_it_starts(toy_coco, 
                         *toy_options(toy_coco), *options])
         assert message in str(err.value) and str(checkpoint) in str(err.value)
         assert not list(work_dir.rglob('*.pth'))  # not one iteration trained
+
+
+@pytest.mark.slow
+def test_a_diverging_training_stops_at_its_first_non_finite_loss_and_saves_nothing_of_it(
+        toy_coco, tmp_path):
+    """A learning rate far too high diverges for real (no NaN put in by hand): training
+    stops at the first iteration whose loss is not finite, naming it and the terms;
+    the weights of every iteration before it are saved, those of it are not."""
+    from efficientvit_det.cli.train import train_main
+    from efficientvit_det.errors import NonFiniteLossError
+    work_dir = tmp_path / 'work'
+    with pytest.raises(NonFiniteLossError) as err:
+        train_main([TOY_CONFIG, '--work-dir', str(work_dir), '--cfg-options',
+                    *toy_options(toy_coco), 'optim_wrapper.optimizer.lr=1e6',
+                    'train_dataloader.batch_size=1', 'train_cfg.max_epochs=4',
+                    'default_hooks.checkpoint.by_epoch=False',
+                    'default_hooks.checkpoint.interval=1', 'randomness.seed=0'])
+    found = re.match(r'iteration (\d+): the loss went non-finite \((.+)\); stopped before '
+                     r'saving these weights', str(err.value))
+    assert found, str(err.value)
+    iteration, terms = int(found.group(1)), dict(
+        term.split('=') for term in found.group(2).split(', '))
+    assert iteration > 1 and 'loss' in terms, str(err.value)
+    assert all(value in ('nan', 'inf', '-inf') for value in terms.values()), terms
+    saved = sorted(int(path.stem.split('_')[1]) for path in work_dir.glob('iter_*.pth'))
+    assert saved == list(range(1, iteration)), (saved, iteration)
 
 
 @pytest.mark.slow
