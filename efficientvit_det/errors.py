@@ -146,5 +146,9 @@ class ExportMismatch(EfficientVitDetError, RuntimeError):
         self.reports = list(reports)
 
 
+class TrtexecLogError(EfficientVitDetError, ValueError):
+    """A file given as a trtexec log that holds no finished run's performance summary."""
+
+
 class ModeUnavailable(EfficientVitDetError, RuntimeError):
     """A way of running a model that this machine cannot offer (reported as skipped)."""

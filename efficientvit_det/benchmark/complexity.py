@@ -17,7 +17,9 @@ def model_complexity(config: str, height: int, width: int) -> List[Dict[str, obj
     ``height`` x ``width`` image, ending with the total, in mmdet's tensor mode: a
     two-stage box head runs on every proposal the RPN keeps at test time
     (``test_cfg.rpn.max_per_img``), the mask head on the first 100."""
-    wrapped = build_target(config=config, whole=True, post_processing=False).model
+    target = build_target(config=config, whole=True, post_processing=False)
+    target.check_fits(1, height, width)  # a size that cannot fit: one line, nothing allocated
+    wrapped = target.model
     model = wrapped.model
     torch.manual_seed(0)  # the proposals the RoI heads see depend on the weights
     macs = count_flops_by_module(wrapped, torch.zeros(1, 3, height, width))

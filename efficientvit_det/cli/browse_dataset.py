@@ -7,7 +7,7 @@ maps over the images after the training pipeline (resize, flip, crop ...).
 """
 import argparse
 
-from .common import add_cfg_options
+from .common import add_cfg_options, at_least
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('--out-dir', default='browse_dataset')
-    parser.add_argument('--count', type=int, default=8, help='samples to draw (default 8)')
+    parser.add_argument('--count', type=at_least(1), default=8,
+                        help='samples to draw (default 8)')
     add_cfg_options(parser, 'override config keys, e.g. train_dataloader.dataset.data_root=D')
     return parser
 

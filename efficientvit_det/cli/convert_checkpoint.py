@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if os.path.isdir(args.dst):
+        parser.error(f'{args.dst} is a folder: name the checkpoint file to write')
     if os.path.exists(args.dst) and not args.force:
         parser.error(f'{args.dst} exists; pass --force to overwrite it')
     if args.config:

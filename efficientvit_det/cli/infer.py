@@ -14,6 +14,7 @@ can be scored against it), for segmentors label maps D/pred/*.png. Unreadable
 images are skipped and listed at the end.
 """
 import argparse
+import os
 import sys
 
 from .common import fraction
@@ -52,6 +53,8 @@ def main(argv=None):
         list_inputs(args.input)  # a typo is found before the model is built
     except FileNotFoundError as err:
         parser.error(str(err))
+    if args.ann_file and not os.path.isfile(args.ann_file):
+        parser.error(f'--ann-file {args.ann_file}: no such file (a COCO annotation JSON)')
     try:
         inferencer = build_inferencer(args.config, args.weights, args.device)
     except MissingWeightsError as err:

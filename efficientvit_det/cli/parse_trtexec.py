@@ -8,6 +8,7 @@ Needs the efficientvit_det package (and so torch, as JetPack's PyTorch wheel
 provides) but no GPU work: run it on the Jetson right after trtexec.
 """
 import argparse
+import os
 
 from ..benchmark.report import HEADER, format_row, to_row, write_results
 from ..deploy.trtexec import POWER_NOTES, parse_trtexec
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    with open(args.log) as f:
+    if not os.path.isfile(args.log):
+        parser.error(f'{args.log}: no such log file (trtexec ... > LOG, or the recipe\'s own)')
+    with open(args.log, errors='replace') as f:
         summary = parse_trtexec(f.read())
     row = to_row(summary, args.target, args.batch, *args.shape, device=args.device)
     print(HEADER)

@@ -38,6 +38,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if os.path.isdir(args.out):
         parser.error(f'--out {args.out} is a folder: name the config file to write')
+    if os.path.exists(args.out) and os.path.exists(args.config) \
+            and os.path.samefile(args.out, args.config):
+        parser.error(f'--out {args.out} is the base config itself, which the new one '
+                     'inherits: name another file')
     if os.path.exists(args.out) and not args.force:
         parser.error(f'{args.out} exists; pass --force to overwrite it')
 

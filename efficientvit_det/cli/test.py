@@ -8,7 +8,7 @@ import os.path as osp
 from typing import List, Optional
 
 from ..mmlab.config_options import check_config_options
-from ..mmlab.datasets import check_dataset_paths
+from ..mmlab.datasets import check_dataset_paths, check_outputs_outside_dataset
 from ..mmlab.runner import build_runner, load_into_runner
 from ..mmlab.scope import config_scope
 from .common import format_metrics
@@ -54,6 +54,8 @@ def test_main(argv: Optional[List[str]] = None):
             cfg.test_evaluator.update(output_dir=args.out)
     check_config_options(cfg, ('test',))
     check_dataset_paths(cfg, ('test',))
+    check_outputs_outside_dataset(cfg, 'test', {'--show-dir': args.show_dir,
+                                                '--out': args.out if scope != 'mmdet' else None})
     runner = build_runner(cfg)
     load_into_runner(runner, args.checkpoint)
     metrics = runner.test()

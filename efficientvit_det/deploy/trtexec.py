@@ -5,6 +5,8 @@ import re
 import shlex
 from typing import Dict, List, Tuple, Union
 
+from ..errors import TrtexecLogError
+
 
 #: Flags every published Jetson/TensorRT number uses: fp16, one fixed shape, CUDA
 #: graph launch, spin-wait synchronisation, a separate profiling pass (per-layer
@@ -88,8 +90,8 @@ def parse_trtexec(text: str) -> Dict[str, object]:
         elif body.startswith('&&&& RUNNING') and '#' in body:
             summary['command'] = body.split('#', 1)[1].strip()
     if 'gpu_compute' not in summary or 'throughput_qps' not in summary:
-        raise ValueError('no "=== Performance summary ===" with Throughput and GPU Compute Time '
-                         'found: is this the log of a finished trtexec run?')
+        raise TrtexecLogError('no "=== Performance summary ===" with Throughput and GPU '
+                              'Compute Time found: is this the log of a finished trtexec run?')
     return summary
 
 

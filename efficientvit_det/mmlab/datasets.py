@@ -9,7 +9,7 @@ from typing import Iterator, List, Tuple
 
 from mmengine.logging import print_log
 
-from ..errors import DatasetError, DatasetNotFoundError
+from ..errors import DatasetError, DatasetNotFoundError, OutputOverwritesInputError
 
 DATASET_HINTS = {
     'CocoDataset': ('COCO 2017', 'data/coco/{annotations,train2017,val2017}'),
@@ -184,6 +184,21 @@ def check_dataset_paths(cfg, splits: Tuple[str, ...]) -> None:
                 raise DatasetNotFoundError(
                     f'{split}_evaluator annotation file not found: {ann_file}\n'
                     f'Point it at yours: --cfg-options {split}_evaluator.ann_file=PATH')
+
+
+def check_outputs_outside_dataset(cfg, split: str, folders: dict) -> None:
+    """Refuse an output folder (``{flag: folder}``) that is one of the ``split``
+    dataset's folders: drawings and label maps are named after the images, so they
+    would replace the images or the ground truth there."""
+    loader = cfg.get(f'{split}_dataloader') or {}
+    inputs = {osp.realpath(path): path for dataset in _datasets(loader.get('dataset'))
+              for path in expected_paths(dataset)}
+    for flag, folder in folders.items():
+        if folder and osp.realpath(folder) in inputs:
+            raise OutputOverwritesInputError(
+                f'{flag} {folder} is the {split} set\'s own folder '
+                f'({inputs[osp.realpath(folder)]}): what is written there is named after '
+                'its files and would replace them; pass another folder')
 
 
 def _loads_masks(dataset: dict) -> bool:

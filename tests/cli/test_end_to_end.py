@@ -546,8 +546,8 @@ def test_toy_learning_every_pass_records_the_learning_curve(tmp_path, monkeypatc
                      capsys.readouterr().out, re.MULTILINE)
 
 
-def test_demo_seeds_every_pass_reads_the_learning_curve_from_the_demos_log(tmp_path,
-                                                                          monkeypatch):
+def test_demo_seeds_every_pass_reads_the_learning_curve_from_the_demos_log(
+        tmp_path, monkeypatch):
     """benchmarks/demo_seeds.py --epochs 2 --every-pass: the demo is asked to score
     after every pass, and the curve is read from its mmengine log (val metrics after
     each pass, training minutes summed from the logged iteration times)."""
@@ -690,3 +690,35 @@ def test_config_file_mistakes_end_in_one_line(tmp_path):
                 run(tool)
             error = refused.value.code
             assert error.startswith('error: ' + message) and len(error.splitlines()) == 1, error
+
+
+def test_outputs_that_would_replace_an_input_or_not_be_written_end_in_one_line(
+        tmp_path, capsys):
+    """Each refused before any work, in one line, every file unchanged: the swap's
+    --out naming its own base config (the new file would inherit itself), a
+    conversion into a folder (found after the conversion, as a traceback, before), a
+    trtexec log that is missing or is no trtexec log, a FLOPs count at a size whose
+    tensors cannot fit in memory."""
+    from efficientvit_det.cli import convert_checkpoint, get_flops, parse_trtexec, swap_backbone
+    base = tmp_path / 'my_config.py'
+    base.write_text("_base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'\n")
+    (tmp_path / 'folder').mkdir()
+    (tmp_path / 'not_a_log.txt').write_text('[I] Building engine...\n')
+    before = {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()}
+    for tool, argv, message in (
+            (swap_backbone, [str(base), '--backbone', 'shvit_s1', '--out', str(base), '--force'],
+             'is the base config itself'),
+            (convert_checkpoint, [str(base), str(tmp_path / 'folder'), '--backbone', 'shvit_s1'],
+             'is a folder: name the checkpoint file to write'),
+            (parse_trtexec, [str(tmp_path / 'absent.log'), '--target', 'x'],
+             'absent.log: no such log file'),
+            (parse_trtexec, [str(tmp_path / 'not_a_log.txt'), '--target', 'x'],
+             'error: no "=== Performance summary ==='),
+            (get_flops, [TOY_MASK_RCNN, '--shape', '20000x20000'],
+             'makes a tensor of 568.4 GiB')):
+        with pytest.raises(SystemExit) as refused:
+            run(lambda: tool.main(argv))
+        error = refused.value.code if isinstance(refused.value.code, str) else \
+            capsys.readouterr().err.strip().splitlines()[-1]
+        assert message in error and len(error.splitlines()) == 1, (tool.__name__, error)
+    assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before

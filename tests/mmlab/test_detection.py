@@ -300,6 +300,21 @@ def test_test_tool_reports_coco_metrics(toy_coco, tmp_path):
     assert out.exists()
 
 
+def test_test_tool_never_draws_over_the_test_sets_own_files(toy_coco, tmp_path):
+    """mmdet names each drawing after its image: --show-dir at the val image folder
+    (or the data root) would replace the images. Refused in one line before anything
+    is built; every file unchanged."""
+    from efficientvit_det.errors import OutputOverwritesInputError
+    config = os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py')
+    before = {p: p.read_bytes() for p in toy_coco.rglob('*') if p.is_file()}
+    for folder in (toy_coco / 'val', toy_coco / 'annotations' / 'instances_val.json'):
+        with pytest.raises(OutputOverwritesInputError, match=r"^--show-dir .* is the test set's "
+                           r'own folder .*pass another folder$'):
+            test_tool.test_main([config, str(tmp_path / 'never_read.pth'), '--show-dir',
+                                 str(folder), '--cfg-options', *toy_options(toy_coco)])
+    assert {p: p.read_bytes() for p in toy_coco.rglob('*') if p.is_file()} == before
+
+
 def test_perfect_predictions_score_ap_one(toy_coco):
     """The configured COCO evaluator gives 1.0 to the ground truth itself."""
     from mmdet.registry import METRICS
