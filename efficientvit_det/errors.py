@@ -146,8 +146,9 @@ class ExportMismatch(EfficientVitDetError, RuntimeError):
         self.reports = list(reports)
 
 
-class TrtexecLogError(EfficientVitDetError, ValueError):
-    """A file given as a trtexec log that holds no finished run's performance summary."""
+class UnreadableLogError(EfficientVitDetError, ValueError):
+    """A log that is not what it was given as: a trtexec log without a finished run's
+    performance summary, an mmengine ``scalars.json`` with lines that are not JSON."""
 
 
 class ModeUnavailable(EfficientVitDetError, RuntimeError):

@@ -44,11 +44,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from ..errors import MissingWeightsError
     from ..mmlab.inference import build_inferencer, list_inputs, run_inference
-    if args.device.startswith('cuda'):
-        import torch
+    import torch
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f'--device {args.device}: not a device; cpu, cuda or cuda:N')
+    if device.type not in ('cpu', 'cuda'):
+        parser.error(f'--device {args.device}: this tool runs on cpu, cuda or cuda:N')
+    if device.type == 'cuda':
         if not torch.cuda.is_available():
             parser.error(f'--device {args.device}: CUDA is not available here (torch '
                          f'{torch.__version__}); use --device cpu')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            parser.error(f'--device {args.device}: this machine has '
+                         f'{torch.cuda.device_count()} GPU(s), cuda:0 to '
+                         f'cuda:{torch.cuda.device_count() - 1}')
     try:
         list_inputs(args.input)  # a typo is found before the model is built
     except FileNotFoundError as err:

@@ -86,12 +86,22 @@ def main(argv=None):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    for path in args.latency:
+        try:
+            load_latency([path], args.mode)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            parser.error(f'{path}: not a results JSON of tools/benchmark_latency.py ({err!r}); '
+                         'pass its --out OUT.json')
+    try:
+        accuracy = load_accuracy(args.accuracy, args.metric)
+    except (OSError, ValueError, KeyError) as err:
+        parser.error(f'--accuracy {args.accuracy}: not a CSV with columns target, metric, '
+                     f'accuracy (a number) ({err!r})')
     latency = load_latency(args.latency, args.mode)
-    accuracy = load_accuracy(args.accuracy, args.metric)
     names = sorted(set(latency) & set(accuracy), key=lambda n: latency[n]['median_ms'])
     if not names:
-        raise SystemExit(f'no backbone has both a latency ({sorted(latency)}) and a '
-                         f'"{args.metric}" accuracy ({sorted(accuracy)})')
+        parser.error(f'no backbone has both a latency ({sorted(latency)}) and a '
+                     f'"{args.metric}" accuracy ({sorted(accuracy)})')
     fig = draw(plt, latency, accuracy, names, args.metric, args.mode)
     os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
     fig.savefig(args.out, dpi=120)

@@ -5,7 +5,7 @@ import re
 import shlex
 from typing import Dict, List, Tuple, Union
 
-from ..errors import TrtexecLogError
+from ..errors import UnreadableLogError
 
 
 #: Flags every published Jetson/TensorRT number uses: fp16, one fixed shape, CUDA
@@ -90,8 +90,9 @@ def parse_trtexec(text: str) -> Dict[str, object]:
         elif body.startswith('&&&& RUNNING') and '#' in body:
             summary['command'] = body.split('#', 1)[1].strip()
     if 'gpu_compute' not in summary or 'throughput_qps' not in summary:
-        raise TrtexecLogError('no "=== Performance summary ===" with Throughput and GPU '
-                              'Compute Time found: is this the log of a finished trtexec run?')
+        raise UnreadableLogError('no "=== Performance summary ===" with Throughput and GPU '
+                                 'Compute Time found: is this the log of a finished trtexec '
+                                 'run?')
     return summary
 
 

@@ -15,7 +15,7 @@ from typing import Iterator, List, Optional, Tuple
 import numpy as np
 
 from ..checkpoints import adapt_to_model, model_state_dict
-from ..errors import DatasetError, MissingWeightsError
+from ..errors import DatasetError, MissingWeightsError, UnreadableImageError
 from ..fileio import check_outputs_apart
 from .model_index import find_model, release_name, repo_root
 from .pyramid import check_pyramid_strides
@@ -118,6 +118,14 @@ def list_inputs(source: str) -> Tuple[str, List[str]]:
         raise FileNotFoundError(f'input not found: {source} (an image, a folder of images '
                                 'or a video)')
     if source.lower().endswith(VIDEO_SUFFIXES):
+        import cv2
+        capture = cv2.VideoCapture(source)
+        readable = capture.isOpened() and capture.read()[0]
+        capture.release()
+        if not readable:  # found now, not after the model is built
+            raise UnreadableImageError(f'{source}: not a video OpenCV can read (truncated, '
+                                       'or a codec this OpenCV lacks): re-encode it, e.g. as '
+                                       'H.264 MP4, or pass its frames as images')
         return 'video', [source]
     return 'images', [source]
 
@@ -126,7 +134,7 @@ def read_frames(video: str) -> Iterator[np.ndarray]:
     import cv2
     capture = cv2.VideoCapture(video)
     if not capture.isOpened():
-        raise IOError(f'cannot open video {video}')
+        raise UnreadableImageError(f'{video}: not a video OpenCV can read')
     try:
         while True:
             ok, frame = capture.read()

@@ -5,6 +5,8 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
+from ..errors import UnreadableLogError
+
 
 def browse_dataset(config: str, out_dir: str, count: int = 8,
                    cfg_options: Optional[dict] = None) -> List[str]:
@@ -61,7 +63,16 @@ def read_scalars(work_dir: str) -> List[dict]:
         raise FileNotFoundError(f'no vis_data/scalars.json under {work_dir}: not an mmengine '
                                 'work dir, or nothing logged yet')
     with open(logs[-1]) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):  # only the last line may be cut (a run killed mid-write)
+                raise UnreadableLogError(f'{logs[-1]}, line {number}: not JSON; is this '
+                                         'an mmengine scalars.json?') from None
+    return records
 
 
 def plot_curves(work_dirs: Sequence[str], keys: Sequence[str], out_file: str,

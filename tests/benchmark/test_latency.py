@@ -527,6 +527,30 @@ def test_backbone_mode_needs_torch_only(tmp_path):
     assert json.load(open(tmp_path / 'r.json'))['results'][0]['status'] == 'ok'
 
 
+def test_plot_speed_accuracy_names_an_input_that_is_not_its_kind(tmp_path, capsys):
+    """The CSV the latency tool writes beside its JSON, a missing file, an accuracy
+    row without a number, results sharing no backbone with the table: one line each
+    (argparse's, exit 2), nothing drawn."""
+    from efficientvit_det.cli import plot_speed_accuracy as plot
+    results = tmp_path / 'cpu.json'
+    results.write_text(json.dumps({'results': [dict(target='shvit_s1', mode='eager',
+                                                    status='ok', median_ms=5.0)]}))
+    (tmp_path / 'cpu.csv').write_text('target,mode\nshvit_s1,eager\n')
+    (tmp_path / 'accuracy.csv').write_text('target,metric,accuracy\nshvit_s1,top-1,\n')
+    (tmp_path / 'other.csv').write_text('target,metric,accuracy\nresnet,top-1,70\n')
+    for argv, message in (
+            ([str(tmp_path / 'cpu.csv')], 'cpu.csv: not a results JSON'),
+            ([str(tmp_path / 'absent.json')], 'absent.json: not a results JSON'),
+            ([str(results), '--accuracy', str(tmp_path / 'accuracy.csv'), '--metric', 'top-1'],
+             'accuracy.csv: not a CSV with columns target, metric, accuracy'),
+            ([str(results), '--accuracy', str(tmp_path / 'other.csv'), '--metric', 'top-1'],
+             'no backbone has both a latency')):
+        with pytest.raises(SystemExit) as refused:
+            plot.main(argv + ['--out', str(tmp_path / 'chart.png')])
+        assert refused.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'chart.png').exists()
+
+
 @pytest.mark.slow
 def test_plot_speed_accuracy(tmp_path):
     from efficientvit_det.cli import plot_speed_accuracy as plot

@@ -87,6 +87,21 @@ def test_plot_logs_draws_several_runs(tmp_path):
     assert mmcv.imread(single).shape[1] < image.shape[1]
 
 
+def test_a_log_cut_by_a_kill_is_read_up_to_its_last_whole_line(tmp_path):
+    """A run killed while mmengine wrote a line leaves it cut: the curve is drawn from
+    the lines before it; a line that is not JSON elsewhere is named, not a traceback."""
+    from efficientvit_det.errors import UnreadableLogError
+    from efficientvit_det.mmlab.visualize import read_scalars
+    run = _work_dir(tmp_path, 'a', [3.0, 2.0])
+    log = tmp_path / 'a' / '20260101_000000' / 'vis_data' / 'scalars.json'
+    log.write_text(log.read_text() + '\n{"step": 30, "lo')
+    assert [r['loss'] for r in read_scalars(run)] == [3.0, 2.0]
+    assert plot_logs.main([run, '--out', str(tmp_path / 'cut.png')])
+    log.write_text('not json\n' + log.read_text())
+    with pytest.raises(UnreadableLogError, match=r'scalars.json, line 1: not JSON'):
+        read_scalars(run)
+
+
 def test_plot_logs_names_what_is_missing(tmp_path, capsys):
     """The tool as a user runs it finds a run in a parent folder; what is missing is
     one line, exit 2 (checked in-process: each run of the script costs ~11 s)."""

@@ -212,3 +212,28 @@ def test_cuda_without_cuda_is_refused_in_one_line(capsys, tmp_path):
         infer.main([str(image), TOY_CONFIG, '--weights', 'x.pth', '--device', 'cuda'])
     assert refused.value.code == 2
     assert '--device cuda: CUDA is not available here' in capsys.readouterr().err
+
+
+def test_device_video_and_annotation_mistakes_are_named_before_the_model_is_built(
+        capsys, tmp_path, monkeypatch):
+    """A device torch does not know or this tool does not run on, a video OpenCV
+    cannot read and a missing --ann-file: one line each, before any model is built."""
+    from efficientvit_det.cli.common import run
+    from efficientvit_det.mmlab import inference
+    monkeypatch.setattr(inference, 'build_inferencer',
+                        lambda *a, **k: pytest.fail('built a model for a refused run'))
+    image = tmp_path / 'a.jpg'
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    for device, message in (('gpu', 'not a device; cpu, cuda or cuda:N'),
+                            ('meta', 'this tool runs on cpu, cuda or cuda:N')):
+        with pytest.raises(SystemExit) as refused:
+            infer.main([str(image), TOY_CONFIG, '--device', device])
+        assert refused.value.code == 2 and message in capsys.readouterr().err
+    broken = tmp_path / 'clip.mp4'
+    broken.write_bytes(b'\x00\x00\x00\x18ftypmp42 cut short')
+    with pytest.raises(SystemExit) as refused:
+        run(lambda: infer.main([str(broken), TOY_CONFIG]))
+    assert refused.value.code.startswith(f'error: {broken}: not a video OpenCV can read')
+    with pytest.raises(SystemExit) as refused:
+        infer.main([str(image), TOY_CONFIG, '--ann-file', str(tmp_path / 'absent.json')])
+    assert refused.value.code == 2 and 'absent.json: no such file' in capsys.readouterr().err
