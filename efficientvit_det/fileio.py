@@ -89,18 +89,19 @@ def claim_folder(folder: str, marker: str, writer: str) -> None:
             f.write(f'written by {writer}; safe to replace by it\n')
 
 
-def check_outputs_apart(inputs, outputs) -> None:
+def check_outputs_apart(inputs, outputs, flag: str = '--out-dir') -> None:
     """Refuse (:class:`OutputOverwritesInputError`, before anything is written) a
-    plan in which an output file would replace one of the inputs (``--out-dir``
-    pointing at the input folder, a video's drawing named as the video) or another
-    output (two inputs drawn under one name)."""
+    plan in which an output file or folder would replace one of the inputs (an
+    ``--out-dir`` pointing at the input folder, a video's drawing named as the
+    video, a test set's image folder as the drawings' folder) or another output
+    (two inputs drawn under one name). ``flag``: the option the fix is to change."""
     sources = {os.path.realpath(path): path for path in inputs}
     taken = {}
     for output in outputs:
         real = os.path.realpath(output)
         if real in sources:
             raise OutputOverwritesInputError(
-                f'{output} would replace the input {sources[real]}: pass another --out-dir')
+                f'{output} would replace the input {sources[real]}: pass another {flag}')
         if real in taken:
             raise OutputOverwritesInputError(f'two outputs would be written to {output}')
         taken[real] = output

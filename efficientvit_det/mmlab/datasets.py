@@ -9,7 +9,8 @@ from typing import Iterator, List, Tuple
 
 from mmengine.logging import print_log
 
-from ..errors import DatasetError, DatasetNotFoundError, OutputOverwritesInputError
+from ..errors import DatasetError, DatasetNotFoundError
+from ..fileio import check_outputs_apart
 
 DATASET_HINTS = {
     'CocoDataset': ('COCO 2017', 'data/coco/{annotations,train2017,val2017}'),
@@ -188,17 +189,14 @@ def check_dataset_paths(cfg, splits: Tuple[str, ...]) -> None:
 
 def check_outputs_outside_dataset(cfg, split: str, folders: dict) -> None:
     """Refuse an output folder (``{flag: folder}``) that is one of the ``split``
-    dataset's folders: drawings and label maps are named after the images, so they
-    would replace the images or the ground truth there."""
+    dataset's folders or files: drawings and label maps are named after the images,
+    so they would replace the images or the ground truth there."""
     loader = cfg.get(f'{split}_dataloader') or {}
-    inputs = {osp.realpath(path): path for dataset in _datasets(loader.get('dataset'))
-              for path in expected_paths(dataset)}
+    inputs = [path for dataset in _datasets(loader.get('dataset'))
+              for path in expected_paths(dataset)]
     for flag, folder in folders.items():
-        if folder and osp.realpath(folder) in inputs:
-            raise OutputOverwritesInputError(
-                f'{flag} {folder} is the {split} set\'s own folder '
-                f'({inputs[osp.realpath(folder)]}): what is written there is named after '
-                'its files and would replace them; pass another folder')
+        if folder:
+            check_outputs_apart(inputs, [folder], flag)
 
 
 def _loads_masks(dataset: dict) -> bool:

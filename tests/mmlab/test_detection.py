@@ -308,8 +308,8 @@ def test_test_tool_never_draws_over_the_test_sets_own_files(toy_coco, tmp_path):
     config = os.path.join(ROOT, 'configs', 'toy', 'mask_rcnn_shvit_s1_toy.py')
     before = {p: p.read_bytes() for p in toy_coco.rglob('*') if p.is_file()}
     for folder in (toy_coco / 'val', toy_coco / 'annotations' / 'instances_val.json'):
-        with pytest.raises(OutputOverwritesInputError, match=r"^--show-dir .* is the test set's "
-                           r'own folder .*pass another folder$'):
+        with pytest.raises(OutputOverwritesInputError, match=rf'^{folder} would replace the '
+                           rf'input {toy_coco}/.*: pass another --show-dir$'):
             test_tool.test_main([config, str(tmp_path / 'never_read.pth'), '--show-dir',
                                  str(folder), '--cfg-options', *toy_options(toy_coco)])
     assert {p: p.read_bytes() for p in toy_coco.rglob('*') if p.is_file()} == before
