@@ -54,8 +54,11 @@ def test_a_drifted_index_is_named(tmp_path):
     # another backbone's median, in the same results file, is not this one's
     s3, s4 = (next(m for m in measured if m['Name'] == f'mask_rcnn_shvit_{v}')['Metadata']
               ['Backbone latency (ms/im)'][0] for v in ('s3', 's4'))
-    metafile.write_text(text.replace(f"value: {s3['value']}", f"value: {s4['value']}"))
+    text = text.replace(f"value: {s3['value']}", f"value: {s4['value']}")
+    metafile.write_text(text.replace('- Name: mask_rcnn_shvit_s1\n', '- Tag: unnamed\n', 1))
     problems = check_index(str(tmp_path))
+    assert any(p.startswith('model entry ') and p.endswith('lacks a Name or a Config')
+               for p in problems), problems
     assert (f"mask_rcnn_shvit_s4: inference time (ms/im) {whole['value'] + 1} is no median of "
             f"mask_rcnn_shvit_s4 (PyTorch (eager)) in {tmp_path}/{whole['source']}") in problems
     assert (f"mask_rcnn_shvit_s3: Backbone latency (ms/im) {s4['value']} is no median of "
@@ -74,3 +77,10 @@ def test_names_resolve_to_configs_and_released_weights():
     assert resolve_model('retinanet_shvit_s1', 'mine.pth')[1] == 'mine.pth'
     with pytest.raises(UnknownModelError, match='known: .*mask_rcnn_shvit_s4'):
         find_model('mask_rcnn_shvit_s9')
+
+
+def test_a_readme_without_the_table_markers_is_named():
+    from efficientvit_det.errors import ConfigFileError
+    from efficientvit_det.mmlab.model_index import replace_table
+    with pytest.raises(ConfigFileError, match='put them where the generated table goes'):
+        replace_table('# a README without the markers\n', '| table |')
