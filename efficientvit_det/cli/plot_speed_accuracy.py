@@ -20,9 +20,15 @@ from ..mmlab.model_index import repo_root
 def load_latency(paths, mode):
     points = {}
     for path in paths:
-        with open(path) as f:
-            document = json.load(f)
-        for row in document['results']:
+        try:
+            with open(path) as f:
+                rows = json.load(f)['results']
+            if not all({'status', 'mode', 'target'} <= set(row) for row in rows):
+                raise KeyError('rows without status, mode or target')
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f'{path}: not a results JSON of tools/benchmark_latency.py '
+                             f'({err!r}); pass its --out OUT.json') from None
+        for row in rows:
             if row['status'] != 'ok' or (mode != 'best' and row['mode'] != mode):
                 continue
             name = row['target']
@@ -86,18 +92,15 @@ def main(argv=None):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    for path in args.latency:
-        try:
-            load_latency([path], args.mode)
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            parser.error(f'{path}: not a results JSON of tools/benchmark_latency.py ({err!r}); '
-                         'pass its --out OUT.json')
+    try:
+        latency = load_latency(args.latency, args.mode)
+    except ValueError as err:
+        parser.error(str(err))
     try:
         accuracy = load_accuracy(args.accuracy, args.metric)
     except (OSError, ValueError, KeyError) as err:
         parser.error(f'--accuracy {args.accuracy}: not a CSV with columns target, metric, '
                      f'accuracy (a number) ({err!r})')
-    latency = load_latency(args.latency, args.mode)
     names = sorted(set(latency) & set(accuracy), key=lambda n: latency[n]['median_ms'])
     if not names:
         parser.error(f'no backbone has both a latency ({sorted(latency)}) and a '

@@ -25,8 +25,8 @@ class _LargestTensor(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for item in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(item, torch.Tensor):
-                self.largest = max(self.largest, item.numel() * item.element_size())
+            if isinstance(item, torch.Tensor):  # its storage: a view or expand adds none
+                self.largest = max(self.largest, item.untyped_storage().nbytes())
         return out
 
 

@@ -63,7 +63,7 @@ def check_index(root: Optional[str] = None) -> List[str]:
     index = load_index(root)
     problems = [f'model entry {i} lacks a Name or a Config' for i, model in
                 enumerate(index['models']) if not {'Name', 'Config'} <= set(model)]
-    index['models'] = [m for m in index['models'] if {'Name', 'Config'} <= set(m)]
+    index = dict(index, models=[m for m in index['models'] if {'Name', 'Config'} <= set(m)])
     collections = {c['Name'] for c in index['collections']}
     names = [m['Name'] for m in index['models']]
     problems += [f'{n}: listed twice' for n in sorted({n for n in names if names.count(n) > 1})]

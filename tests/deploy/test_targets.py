@@ -102,3 +102,15 @@ def test_a_size_that_cannot_fit_is_refused_before_anything_of_it_is_allocated(ar
                             r'GiB, more than the [\d.]+ GiB free on cpu: choose a smaller '
                             r'--shape \(or --batch\)', str(refused.value.code)), refused.value.code
     assert not os.listdir(tmp_path)
+
+
+def test_a_broadcast_view_is_not_counted_as_memory():
+    """``expand`` (an attention bias broadcast over a batch) allocates nothing: the
+    bound counts storages, so such a view does not refuse a size that fits."""
+    from efficientvit_det.deploy.memory import largest_tensor_bytes
+
+    class Broadcast(torch.nn.Module):
+        def forward(self, x):
+            return x.expand(10 ** 6, *x.shape[1:])
+
+    assert largest_tensor_bytes(Broadcast(), (1, 3, 64, 64)) == 3 * 64 * 64 * 4
