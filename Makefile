@@ -6,13 +6,19 @@ PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python)
 install:
 	bash tools/install.sh
 
+# Tests run on TEST_WORKERS pytest-xdist workers, one torch thread each
+# (tests/conftest.py); the tests of the one trained toy detector share a worker.
+# TEST_WORKERS=0: all in this process (pdb, -s).
+TEST_WORKERS ?= 2
+PYTEST = $(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
 # the whole suite (what CI runs)
 test:
-	$(PYTHON) -m pytest -q
+	$(PYTEST)
 
 # while working: everything but the tests marked slow
 test-quick:
-	$(PYTHON) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 demo:
 	$(PYTHON) tools/demo.py

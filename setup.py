@@ -25,6 +25,6 @@ setup(
         'matplotlib',
     ],
     extras_require={
-        'dev': ['pytest', 'onnx', 'onnxruntime', 'onnxscript'],
+        'dev': ['pytest', 'pytest-xdist', 'onnx', 'onnxruntime', 'onnxscript'],
     },
 )

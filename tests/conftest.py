@@ -66,7 +66,12 @@ def trained_toy(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` are skipped, saying why, where CUDA is not available."""
+    """The tests of the trained toy detector run on one pytest-xdist worker (it is
+    trained once per worker that uses it); tests marked ``gpu`` are skipped, saying
+    why, where CUDA is not available."""
+    for item in items:
+        if 'trained_toy' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.xdist_group('trained_toy'))
     import torch
     if torch.cuda.is_available():
         return
@@ -74,3 +79,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker('gpu'):
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker runs torch on one thread (and so do the
+    processes its tests start): two workers of two threads each on a 2-core machine
+    spin against each other (a training step 10x slower)."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        import torch
+        os.environ['OMP_NUM_THREADS'] = '1'
+        torch.set_num_threads(1)
