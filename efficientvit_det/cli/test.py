@@ -54,8 +54,7 @@ def test_main(argv: Optional[List[str]] = None):
             cfg.test_evaluator.update(output_dir=args.out)
     check_config_options(cfg, ('test',))
     check_dataset_paths(cfg, ('test',))
-    check_outputs_outside_dataset(cfg, 'test', {'--show-dir': args.show_dir,
-                                                '--out': args.out if scope != 'mmdet' else None})
+    check_outputs_outside_dataset(cfg, 'test', {'--show-dir': args.show_dir, '--out': args.out})
     runner = build_runner(cfg)
     load_into_runner(runner, args.checkpoint)
     metrics = runner.test()

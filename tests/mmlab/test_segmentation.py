@@ -169,6 +169,23 @@ def test_test_tool_reports_miou(tmp_path):
     assert len(os.listdir(tmp_path / 'pred')) == 2
 
 
+def test_test_tool_never_writes_label_maps_over_the_ground_truth(tmp_path):
+    """mmseg names each predicted label map after its image: --out at the test set's
+    annotation folder would replace the ground truth. Refused in one line before a
+    model is built; every file unchanged."""
+    from efficientvit_det.errors import OutputOverwritesInputError
+    config = os.path.join(ROOT, 'configs', 'toy', 'fpn_shvit_s1_ade20k_toy.py')
+    root = tmp_path / 'ade'
+    write_ade(str(root), count=2)
+    truth = root / 'annotations' / 'validation'
+    before = {p: p.read_bytes() for p in root.rglob('*') if p.is_file()}
+    with pytest.raises(OutputOverwritesInputError,
+                       match=rf'^{truth} would replace the input .*: pass another --out$'):
+        test_tool.test_main([config, str(tmp_path / 'never_read.pth'), '--out', str(truth),
+                             '--cfg-options', f'test_dataloader.dataset.data_root={root}'])
+    assert {p: p.read_bytes() for p in root.rglob('*') if p.is_file()} == before
+
+
 def test_missing_ade_names_the_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DatasetNotFoundError) as err:
