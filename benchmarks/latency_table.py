@@ -4,8 +4,9 @@ run has its own machine caption and matmul roofs).
 
     python benchmarks/latency_table.py benchmarks/results/latency_cpu_512.json [MORE.json ...]
 """
-import json
 import sys
+
+from efficientvit_det.benchmark.report import read_results
 
 
 def table(document) -> str:
@@ -69,5 +70,4 @@ if __name__ == '__main__':
     if len(sys.argv) < 2:
         sys.exit('usage: python benchmarks/latency_table.py RESULT.json [MORE.json ...]')
     for path in sys.argv[1:]:
-        with open(path) as f:
-            print(table(json.load(f)) + '\n')
+        print(table(read_results(path)) + '\n')

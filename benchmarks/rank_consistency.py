@@ -13,10 +13,11 @@ import itertools
 import json
 import sys
 
+from efficientvit_det.benchmark.report import read_results
+
 
 def load(path):
-    with open(path) as f:
-        rows = json.load(f)['results']
+    rows = read_results(path)['results']
     return {(r['target'], r['mode'], r['height'], r['width'], r['batch']): r for r in rows
             if r['status'] == 'ok' and r.get('ci95_low_ms') is not None}
 

@@ -151,5 +151,10 @@ class UnreadableLogError(EfficientVitDetError, ValueError):
     performance summary, an mmengine ``scalars.json`` with lines that are not JSON."""
 
 
+class ResultsFileError(EfficientVitDetError, ValueError):
+    """A file given as latency results that is not one (the CSV written beside the
+    JSON, a file cut short, another tool's JSON)."""
+
+
 class ModeUnavailable(EfficientVitDetError, RuntimeError):
     """A way of running a model that this machine cannot offer (reported as skipped)."""

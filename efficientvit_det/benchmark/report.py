@@ -8,6 +8,7 @@ from typing import Dict, Optional
 
 import torch
 
+from ..errors import ResultsFileError
 from ..fileio import atomic_path
 from .measure import machine_info
 
@@ -63,6 +64,26 @@ def versions() -> Dict[str, str]:
         except Exception:  # not installed (or broken): simply not reported
             pass
     return found
+
+
+#: what a reader of the results sorts rows by (older files may lack other fields)
+SORTING_FIELDS = ('target', 'mode', 'status')
+
+
+def read_results(path: str) -> dict:
+    """A results file of :func:`write_results` (or the Jetson parser), whole. Any
+    other file is named in one line here rather than failing later on a missing key."""
+    try:
+        with open(path) as f:
+            document = json.load(f)
+        incomplete = sum(not set(SORTING_FIELDS) <= set(row) for row in document['results'])
+        problem = f'{incomplete} rows without {", ".join(SORTING_FIELDS)}' if incomplete else ''
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        problem = repr(err)
+    if problem:
+        raise ResultsFileError(f'{path}: not a results JSON of tools/benchmark_latency.py '
+                               f'({problem}); pass its --out OUT.json')
+    return document
 
 
 def write_results(rows, out: str, device: str, command: str, extra: Optional[dict] = None):

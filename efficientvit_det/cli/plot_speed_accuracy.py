@@ -11,24 +11,17 @@ backbone: its latency in the chosen mode (``best``: its fastest successful mode)
 """
 import argparse
 import csv
-import json
 import os
 
+from ..benchmark.report import read_results
+from ..errors import ResultsFileError
 from ..mmlab.model_index import repo_root
 
 
 def load_latency(paths, mode):
     points = {}
     for path in paths:
-        try:
-            with open(path) as f:
-                rows = json.load(f)['results']
-            if not all({'status', 'mode', 'target'} <= set(row) for row in rows):
-                raise KeyError('rows without status, mode or target')
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ValueError(f'{path}: not a results JSON of tools/benchmark_latency.py '
-                             f'({err!r}); pass its --out OUT.json') from None
-        for row in rows:
+        for row in read_results(path)['results']:
             if row['status'] != 'ok' or (mode != 'best' and row['mode'] != mode):
                 continue
             name = row['target']
@@ -94,7 +87,7 @@ def main(argv=None):
     import matplotlib.pyplot as plt
     try:
         latency = load_latency(args.latency, args.mode)
-    except ValueError as err:
+    except ResultsFileError as err:
         parser.error(str(err))
     try:
         accuracy = load_accuracy(args.accuracy, args.metric)

@@ -536,11 +536,13 @@ def test_plot_speed_accuracy_names_an_input_that_is_not_its_kind(tmp_path, capsy
     results.write_text(json.dumps({'results': [dict(target='shvit_s1', mode='eager',
                                                     status='ok', median_ms=5.0)]}))
     (tmp_path / 'cpu.csv').write_text('target,mode\nshvit_s1,eager\n')
+    (tmp_path / 'other.json').write_text(json.dumps({'results': [dict(target='shvit_s1')]}))
     (tmp_path / 'accuracy.csv').write_text('target,metric,accuracy\nshvit_s1,top-1,\n')
     (tmp_path / 'other.csv').write_text('target,metric,accuracy\nresnet,top-1,70\n')
     for argv, message in (
             ([str(tmp_path / 'cpu.csv')], 'cpu.csv: not a results JSON'),
             ([str(tmp_path / 'absent.json')], 'absent.json: not a results JSON'),
+            ([str(tmp_path / 'other.json')], '1 rows without target, mode, status'),
             ([str(results), '--accuracy', str(tmp_path / 'accuracy.csv'), '--metric', 'top-1'],
              'accuracy.csv: not a CSV with columns target, metric, accuracy'),
             ([str(results), '--accuracy', str(tmp_path / 'other.csv'), '--metric', 'top-1'],
