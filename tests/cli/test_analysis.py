@@ -45,6 +45,14 @@ def test_get_flops_refuses_a_tiny_shape_and_reads_the_old_form_with_a_note(capsy
     assert old == get_flops.main([TOY_CONFIG, '--shape', '64x96'])
 
 
+def test_browse_dataset_refuses_to_draw_no_sample(tmp_path, capsys):
+    """--count 0 drew nothing and said nothing; it is refused in argparse's one line."""
+    with pytest.raises(SystemExit) as refused:
+        browse_dataset.main([TOY_CONFIG, '--out-dir', str(tmp_path / 'out'), '--count', '0'])
+    assert refused.value.code == 2 and '0 is too small: at least 1' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
 @pytest.mark.slow
 def test_browse_dataset_draws_the_ground_truth(tmp_path):
     data = tmp_path / 'coco'
