@@ -148,5 +148,5 @@ def main(argv=None):
 
 if __name__ == '__main__':
     os.chdir(ROOT)
-    from efficientvit_det.cli.common import run
-    run(main)
+    from efficientvit_det.cli.common import run as run_tool  # table()'s rows are `run`
+    run_tool(main)
